@@ -1,0 +1,143 @@
+from django.db import models
+
+from subscriptions.models import Subscriber
+
+
+class Paper(models.Model):
+    """A research paper, deduplicated across days and sources: arXiv id first, title key second."""
+
+    title = models.CharField(max_length=1000)
+    title_key = models.CharField(max_length=1000, unique=True, help_text="Normalized title.")
+    abstract = models.TextField(blank=True)
+    authors = models.JSONField(default=list, blank=True)
+    author_count = models.PositiveIntegerField(null=True, blank=True)
+    arxiv_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    arxiv_version = models.PositiveSmallIntegerField(null=True, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    pdf_url = models.URLField(max_length=500, blank=True)
+    published_on = models.DateField(null=True, blank=True)
+    upvotes = models.PositiveIntegerField(default=0)
+    categories = models.JSONField(default=list, blank=True)
+    sources = models.JSONField(default=list, blank=True, help_text="Formats it came from.")
+    first_seen = models.DateTimeField(db_index=True)
+    last_seen = models.DateTimeField()
+    seen_count = models.PositiveIntegerField(default=1, help_text="Dumps and feeds it appeared in.")
+
+    hidden = models.BooleanField(default=False, help_text="Never sent in a digest.")
+    pinned = models.BooleanField(default=False, help_text="Sent first to everyone it matches.")
+    edited_fields = models.JSONField(
+        default=list, blank=True, help_text="Fields an editor changed; ingest leaves them alone."
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["-first_seen", "-upvotes"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class IngestRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    source = models.CharField(max_length=1000)
+    format = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    records = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.JSONField(default=list, blank=True, help_text='[{"where": …, "why": …}]')
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.started_at:%Y-%m-%d %H:%M})"
+
+
+class FeedState(models.Model):
+    """What a feed URL last answered, so an unchanged feed costs one conditional request."""
+
+    url = models.URLField(max_length=1000, unique=True)
+    etag = models.CharField(max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    checked_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DigestRun(models.Model):
+    """One planning and sending round."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    now = models.DateTimeField(help_text="The moment the round planned for.")
+    planned = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Digest run {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Delivery(models.Model):
+    """One subscriber's digest for one period; the unique pair makes sending exactly-once."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped (nothing relevant)"
+        FAILED = "failed", "Failed"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
+    period = models.DateField(help_text="The subscriber's local date the digest is for.")
+    run = models.ForeignKey(
+        DigestRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    message_id = models.CharField(max_length=255, blank=True)
+    esp_message_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    papers = models.ManyToManyField(Paper, through="DeliveredPaper", related_name="deliveries")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "period"], name="one_delivery_per_period")
+        ]
+        indexes = [models.Index(fields=["status", "period"])]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} · {self.period}"
+
+
+class DeliveredPaper(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="delivered")
+    position = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    why = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "paper"], name="paper_once_per_delivery")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.paper}"

@@ -1,0 +1,102 @@
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    MAX_TOPICS = 20
+
+    email = models.EmailField(max_length=254)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    topics = models.TextField(
+        blank=True, help_text="One keyword or phrase per line; '-word' excludes."
+    )
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
+    weekday = models.PositiveSmallIntegerField(
+        choices=Weekday.choices, default=Weekday.MONDAY, help_text="For weekly digests."
+    )
+    send_hour = models.PositiveSmallIntegerField(default=7, help_text="Local hour, 0-23.")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    papers_per_digest = models.PositiveSmallIntegerField(default=10)
+
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
+    consent_text = models.TextField(blank=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribe_reason = models.CharField(max_length=200, blank=True)
+    soft_bounces = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(send_hour__gte=0, send_hour__lte=23),
+                name="subscriber_send_hour_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "frequency", "send_hour"])]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def topic_lines(self) -> list[str]:
+        return [line.strip() for line in self.topics.splitlines() if line.strip()]
+
+
+class SuppressionEvent(models.Model):
+    """Why and when an address stopped receiving mail. Survives erasure without personal data."""
+
+    class Kind(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        COMPLAINT = "complaint", "Complaint"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+        EDITOR = "editor", "Suppressed by an editor"
+        ERASURE = "erasure", "Data erased on request"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "ESP webhook"
+        LINK = "link", "Link in an email"
+        ONE_CLICK = "one_click", "One-click unsubscribe"
+        EDITOR = "editor", "Editor"
+
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    esp = models.CharField(max_length=32, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    occurred_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.occurred_at:%Y-%m-%d})"

@@ -1,0 +1,19 @@
+import pytest
+from django.core.cache import cache
+
+
+@pytest.mark.django_db
+def test_healthz_answers_when_database_and_cache_do(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "cache": "ok"}
+
+
+def test_cache_is_the_real_redis_when_services_run(redis_url, settings):
+    import redis
+
+    assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    cache.set("paperboy-probe", "seen", 30)
+    raw = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    assert any(b"paperboy-probe" in key for key in raw.keys("*paperboy-probe*"))
