@@ -1,0 +1,84 @@
+"""Signed links in emails: nothing stored, nothing to enumerate (like Django's password reset).
+
+A token names the subscriber and a purpose, and carries a fragment of a hash of the address, so a
+token for a deleted subscriber never opens another one who happens to get the same id.
+"""
+
+import hashlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from subscriptions.models import Subscriber
+
+SALT = "paperboy.subscriptions.links"
+# How long a link of each purpose stays valid; None: as long as the subscriber exists.
+LIFETIMES: dict[str, timedelta | None] = {
+    "confirm": timedelta(days=7),
+    "preferences": None,
+    "unsubscribe": None,
+}
+
+
+class InvalidLink(Exception):
+    """A link that cannot be honoured; `reason` is one of: tampered, expired, gone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _address_fingerprint(email: str) -> str:
+    return hashlib.sha256(email.lower().encode()).hexdigest()[:12]
+
+
+def make_token(subscriber: Subscriber, purpose: str) -> str:
+    if purpose not in LIFETIMES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    payload = [subscriber.pk, purpose, _address_fingerprint(subscriber.email)]
+    return signing.TimestampSigner(salt=SALT).sign_object(payload, compress=True)
+
+
+def read_token(token: str, purpose: str) -> Subscriber:
+    lifetime = LIFETIMES[purpose]
+    signer = signing.TimestampSigner(salt=SALT)
+    try:
+        subscriber_id, signed_purpose, fingerprint = signer.unsign_object(token, max_age=lifetime)
+    except signing.SignatureExpired as error:
+        raise InvalidLink("expired") from error
+    except (signing.BadSignature, ValueError, TypeError) as error:
+        raise InvalidLink("tampered") from error
+    if signed_purpose != purpose:
+        raise InvalidLink("tampered")
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or _address_fingerprint(subscriber.email) != fingerprint:
+        raise InvalidLink("gone")
+    return subscriber
+
+
+def absolute_url(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+def confirm_url(subscriber: Subscriber) -> str:
+    token = make_token(subscriber, "confirm")
+    return absolute_url(reverse("subscriptions:confirm", kwargs={"token": token}))
+
+
+def preferences_url(subscriber: Subscriber) -> str:
+    token = make_token(subscriber, "preferences")
+    return absolute_url(reverse("subscriptions:preferences", kwargs={"token": token}))
+
+
+def unsubscribe_url(subscriber: Subscriber) -> str:
+    """The page with a confirm button, for people."""
+    token = make_token(subscriber, "unsubscribe")
+    return absolute_url(reverse("subscriptions:unsubscribe", kwargs={"token": token}))
+
+
+def one_click_unsubscribe_url(subscriber: Subscriber) -> str:
+    """The RFC 8058 endpoint that List-Unsubscribe points at, for mailbox providers."""
+    token = make_token(subscriber, "unsubscribe")
+    return absolute_url(reverse("subscriptions:one_click_unsubscribe", kwargs={"token": token}))
