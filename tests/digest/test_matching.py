@@ -1,0 +1,361 @@
+import json
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from digest.matching import search_papers, select_papers, stem
+from digest.models import DeliveredPaper, Delivery, Paper
+from subscriptions.models import Subscriber
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+FILLER = (
+    "We study optimization of neural networks on standard benchmarks and report results that "
+    "improve over strong baselines across several settings and datasets."
+)
+
+
+def make_paper(title: str, abstract: str = FILLER, *, days_ago: float = 1, **fields) -> Paper:
+    first_seen = NOW - timedelta(days=days_ago)
+    return Paper.objects.create(
+        title=title,
+        title_key=title.lower(),
+        abstract=abstract,
+        first_seen=first_seen,
+        last_seen=first_seen,
+        **fields,
+    )
+
+
+def make_subscriber(topics: str, **fields) -> Subscriber:
+    fields.setdefault("email", f"reader{Subscriber.objects.count()}@example.com")
+    return Subscriber.objects.create(status=Subscriber.Status.ACTIVE, topics=topics, **fields)
+
+
+def titles(matches) -> list[str]:
+    by_id = dict(Paper.objects.values_list("id", "title"))
+    return [by_id[m.paper_id] for m in matches]
+
+
+def background() -> None:
+    """Unrelated papers, so that word rarity (idf) behaves as in a real listing."""
+    for i, subject in enumerate(
+        [
+            "Graph neural networks for molecule property prediction",
+            "Speech recognition with streaming transformers",
+            "Robot grasping from tactile sensing",
+            "Federated learning under client drift",
+            "Protein structure prediction at scale",
+            "Image segmentation with weak labels",
+        ]
+    ):
+        make_paper(f"{subject} {i}")
+
+
+def send(subscriber: Subscriber, papers: list[Paper], *, when: datetime) -> Delivery:
+    delivery = Delivery.objects.create(
+        subscriber=subscriber, period=when.date(), status=Delivery.Status.SENT, sent_at=when
+    )
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=when)
+    for position, paper in enumerate(papers):
+        DeliveredPaper.objects.create(delivery=delivery, paper=paper, position=position, score=1)
+    return delivery
+
+
+# --- how people type interests -------------------------------------------------------------------
+
+
+def test_stemmer_joins_plurals_and_word_forms():
+    assert stem("Models") == stem("model")
+    assert stem("policies") == stem("policy")
+    assert stem("generation") == stem("generating") == stem("generated") == stem("generate")
+    assert stem("embeddings") == stem("embedding") == stem("embedded") == stem("embed")
+    assert stem("loss") == "loss"
+
+
+def test_case_and_plurals_do_not_matter():
+    background()
+    make_paper("Diffusion models beat GANs on image synthesis")
+    assert titles(search_papers("DIFFUSION MODEL")) == [
+        "Diffusion models beat GANs on image synthesis"
+    ]
+
+
+def test_word_forms_match():
+    background()
+    make_paper("Generating code with retrieval")
+    assert titles(search_papers("code generation")) == ["Generating code with retrieval"]
+
+
+def test_hyphenated_topic_matches_spaced_words_and_the_reverse():
+    background()
+    make_paper("Sparse mixture-of-experts layers")
+    make_paper("A mixture of experts for translation")
+    assert set(titles(search_papers("mixture of experts"))) == {
+        "Sparse mixture-of-experts layers",
+        "A mixture of experts for translation",
+    }
+    assert set(titles(search_papers("Mixture-of-Experts"))) == {
+        "Sparse mixture-of-experts layers",
+        "A mixture of experts for translation",
+    }
+
+
+def test_words_in_order_outrank_the_same_words_apart():
+    background()
+    make_paper(
+        "Learning to plan",
+        "Reinforcement signals guide the learning of agents. Users give human feedback on traces.",
+    )
+    make_paper(
+        "Aligning assistants",
+        "We apply reinforcement learning from human feedback to align a chat assistant.",
+    )
+    ranked = search_papers("reinforcement learning from human feedback")
+    assert titles(ranked)[0] == "Aligning assistants"
+    assert ranked[0].score > 1.5 * ranked[1].score
+
+
+def test_acronym_topic_matches_a_paper_that_defines_it():
+    background()
+    make_paper(
+        "Routing tokens to specialists",
+        "A sparse Mixture-of-Experts (MoE) layer sends each token to two of its experts.",
+    )
+    make_paper("Mixing audio tracks", "We mix stems of songs with a learned mixer.")
+    assert titles(search_papers("MoE")) == ["Routing tokens to specialists"]
+
+
+def test_long_form_topic_matches_a_paper_that_only_says_the_acronym_after_defining_it():
+    background()
+    make_paper(
+        "Scaling MoE training",
+        "Reinforcement Learning from Human Feedback (RLHF) is costly. We make RLHF cheap for MoE.",
+    )
+    matches = search_papers("reinforcement learning from human feedback")
+    assert titles(matches) == ["Scaling MoE training"]
+    assert "RLHF" in matches[0].matched_terms
+
+
+def test_acronym_alone_does_not_stand_for_a_long_form_the_paper_never_defines():
+    background()
+    make_paper("Faster MoE inference", "MoE layers are slow on phones; we cache the router.")
+    assert search_papers("mixture of experts") == []
+
+
+def test_exclusion_line_drops_papers_that_mention_it():
+    background()
+    make_paper("A survey of code generation with language models")
+    make_paper("Code generation with test feedback")
+    make_paper("Code generation surveyed", "We survey code generation benchmarks.")
+    assert titles(search_papers("code generation\n-survey")) == [
+        "Code generation with test feedback"
+    ]
+
+
+def test_multi_word_exclusion_needs_the_whole_phrase():
+    background()
+    make_paper("Code generation for large language models")
+    make_paper("Code generation in a large codebase", "Language models write code for a model.")
+    assert titles(search_papers("code generation; -large language models")) == [
+        "Code generation in a large codebase"
+    ]
+
+
+def test_title_match_outranks_abstract_match():
+    background()
+    make_paper("Efficient attention kernels", "Graph transformers benefit from our kernels.")
+    make_paper("Graph transformers", "We propose efficient kernels for attention layers.")
+    assert titles(search_papers("graph transformers"))[0] == "Graph transformers"
+
+
+def test_trending_breaks_a_tie_between_equally_relevant_papers():
+    background()
+    make_paper("Video diffusion models A", upvotes=3)
+    make_paper("Video diffusion models B", upvotes=240, seen_count=3)
+    assert titles(search_papers("video diffusion")) == [
+        "Video diffusion models B",
+        "Video diffusion models A",
+    ]
+
+
+def test_trending_does_not_beat_clearly_better_relevance():
+    background()
+    make_paper("Video diffusion models", upvotes=0)
+    make_paper("Fast samplers", "Our sampler also speeds up video diffusion.", upvotes=500)
+    assert titles(search_papers("video diffusion"))[0] == "Video diffusion models"
+
+
+def test_nothing_above_the_relevance_threshold_selects_nothing():
+    background()
+    make_paper("Protein folding with language models")
+    subscriber = make_subscriber("quantum error correction")
+    assert search_papers("quantum error correction") == []
+    assert select_papers([subscriber], now=NOW) == {subscriber.id: []}
+
+
+# --- what a digest holds -------------------------------------------------------------------------
+
+
+def test_hidden_paper_is_never_selected():
+    background()
+    make_paper("Speculative decoding for LLM inference", hidden=True)
+    shown = make_paper("Speculative decoding with draft heads")
+    subscriber = make_subscriber("speculative decoding")
+    assert [m.paper_id for m in select_papers([subscriber], now=NOW)[subscriber.id]] == [shown.id]
+    assert titles(search_papers("speculative decoding")) == [shown.title]
+
+
+def test_paper_already_sent_is_not_sent_again():
+    background()
+    subscriber = make_subscriber("speculative decoding", frequency=Subscriber.Frequency.WEEKLY)
+    old = make_paper("Speculative decoding for LLM inference", days_ago=3)
+    new = make_paper("Speculative decoding with draft heads", days_ago=1)
+    send(subscriber, [old], when=NOW - timedelta(days=2))
+    assert [m.paper_id for m in select_papers([subscriber], now=NOW)[subscriber.id]] == [new.id]
+
+
+def test_daily_digest_holds_papers_first_seen_since_the_previous_sent_digest():
+    background()
+    subscriber = make_subscriber("speculative decoding")
+    make_paper("Speculative decoding for LLM inference", days_ago=3)
+    new = make_paper("Speculative decoding with draft heads", days_ago=0.5)
+    send(subscriber, [], when=NOW - timedelta(days=1))
+    assert [m.paper_id for m in select_papers([subscriber], now=NOW)[subscriber.id]] == [new.id]
+
+
+def test_failed_or_skipped_deliveries_do_not_move_the_window():
+    background()
+    subscriber = make_subscriber("speculative decoding")
+    older = make_paper("Speculative decoding for LLM inference", days_ago=3)
+    Delivery.objects.create(
+        subscriber=subscriber, period=(NOW - timedelta(days=1)).date(), status="failed"
+    )
+    picked = [m.paper_id for m in select_papers([subscriber], now=NOW)[subscriber.id]]
+    assert picked == [older.id]
+
+
+def test_first_and_weekly_digests_look_back_seven_days():
+    background()
+    make_paper("Speculative decoding, an old idea", days_ago=9)
+    recent = make_paper("Speculative decoding for LLM inference", days_ago=6)
+    first = make_subscriber("speculative decoding")
+    weekly = make_subscriber("speculative decoding", frequency=Subscriber.Frequency.WEEKLY)
+    send(weekly, [], when=NOW - timedelta(days=1))  # a weekly window ignores the last digest
+    selected = select_papers([first, weekly], now=NOW)
+    assert [m.paper_id for m in selected[first.id]] == [recent.id]
+    assert [m.paper_id for m in selected[weekly.id]] == [recent.id]
+
+
+def test_papers_first_seen_after_now_wait_for_a_later_digest():
+    background()
+    make_paper("Speculative decoding tomorrow", days_ago=-1)
+    subscriber = make_subscriber("speculative decoding")
+    assert select_papers([subscriber], now=NOW) == {subscriber.id: []}
+
+
+def test_pinned_matching_paper_comes_first_and_pinned_unrelated_paper_is_not_sent():
+    background()
+    best = make_paper("Speculative decoding for LLM inference", upvotes=400)
+    pinned = make_paper("Training speedups", "Speculative decoding helps here too.", pinned=True)
+    make_paper("A pinned paper about robots", pinned=True)
+    subscriber = make_subscriber("speculative decoding")
+    matches = select_papers([subscriber], now=NOW)[subscriber.id]
+    assert [m.paper_id for m in matches] == [pinned.id, best.id]
+    assert [m.pinned for m in matches] == [True, False]
+    assert matches[0].why.startswith("Pinned by the editors.")
+
+
+def test_papers_per_digest_caps_the_list_best_first():
+    background()
+    for i in range(5):
+        make_paper(f"Speculative decoding variant {i}", upvotes=i * 50)
+    subscriber = make_subscriber("speculative decoding", papers_per_digest=3)
+    matches = select_papers([subscriber], now=NOW)[subscriber.id]
+    assert len(matches) == 3
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+
+
+def test_each_subscriber_gets_their_best_topic_and_own_exclusions():
+    background()
+    moe = make_paper("Mixture-of-Experts (MoE) survey of routing")
+    rlhf = make_paper("Reward models for reinforcement learning from human feedback (RLHF)")
+    both = make_subscriber("mixture of experts\nRLHF\nnothing about quantum")
+    no_surveys = make_subscriber("MoE\n-survey\nreward models")
+    selected = select_papers([both, no_surveys], now=NOW)
+    assert {m.paper_id: m.topic for m in selected[both.id]} == {
+        moe.id: "mixture of experts",
+        rlhf.id: "RLHF",
+    }
+    assert [(m.paper_id, m.topic) for m in selected[no_surveys.id]] == [(rlhf.id, "reward models")]
+
+
+def test_subscriber_without_topics_gets_nothing():
+    background()
+    subscriber = make_subscriber("")
+    assert select_papers([subscriber], now=NOW) == {subscriber.id: []}
+
+
+def test_why_names_the_topic_and_the_papers_own_words():
+    background()
+    make_paper(
+        "Sparse Mixture-of-Experts (MoE) at scale",
+        "Each MoE layer routes tokens. Experts specialise.",
+    )
+    (match,) = search_papers("mixture of experts")
+    assert match.topic == "mixture of experts"
+    assert match.matched_terms[:2] == ("Mixture-of-Experts", "MoE")
+    assert match.why.startswith('Matches your topic "mixture of experts" in the title: ')
+    assert "Mixture-of-Experts, MoE" in match.why
+
+
+def test_ranking_asks_the_database_a_fixed_number_of_questions(
+    django_assert_num_queries,
+):
+    background()
+    for i in range(4):
+        make_paper(f"Speculative decoding variant {i}")
+    few = [make_subscriber("speculative decoding") for _ in range(2)]
+    many = [make_subscriber(f"speculative decoding\nvariant {i}\n-robots") for i in range(30)]
+    for subscriber in few + many:
+        send(subscriber, [], when=NOW - timedelta(days=2))
+    with django_assert_num_queries(3):
+        select_papers(few, now=NOW)
+    with django_assert_num_queries(3):
+        selected = select_papers(many, now=NOW)
+    assert all(len(matches) == 4 for matches in selected.values())
+
+
+# --- the search_papers command -------------------------------------------------------------------
+
+
+def test_search_papers_command_prints_json_best_first():
+    background()
+    make_paper("Speculative decoding for LLM inference", upvotes=100)
+    make_paper("Batch inference tricks", "Speculative decoding is one of them.")
+    out = StringIO()
+    call_command("search_papers", "speculative decoding", "--limit", "1", "--json", stdout=out)
+    rows = json.loads(out.getvalue())
+    assert [row["title"] for row in rows] == ["Speculative decoding for LLM inference"]
+    assert set(rows[0]) == {"title", "score", "why"}
+    assert rows[0]["why"].startswith('Matches your topic "speculative decoding"')
+
+
+def test_search_papers_command_ranks_like_the_digest():
+    background()
+    for i in range(3):
+        make_paper(f"Speculative decoding variant {i}", upvotes=10 * i)
+    subscriber = make_subscriber("speculative decoding")
+    out = StringIO()
+    call_command("search_papers", "speculative decoding", "--json", stdout=out)
+    digest = select_papers([subscriber], now=NOW)[subscriber.id]
+    assert [row["title"] for row in json.loads(out.getvalue())] == titles(digest)
+
+
+def test_search_papers_command_says_when_nothing_is_relevant():
+    out = StringIO()
+    call_command("search_papers", "quantum error correction", stdout=out)
+    assert "Nothing relevant." in out.getvalue()
