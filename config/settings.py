@@ -137,6 +137,14 @@ ANYMAIL = {
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 
+# Sign-up abuse limits (per client IP and per address, per hour, counted in the shared cache).
+SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "20"))
+SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "5"))
+# Proxies in front of the app that append to X-Forwarded-For (0: use the socket's address).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+# Soft bounces (on distinct messages, since the last delivery) before an address is suppressed.
+SOFT_BOUNCE_LIMIT = int(os.environ.get("SOFT_BOUNCE_LIMIT", "3"))
+
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.
 DIGEST_SOURCES = env_list("DIGEST_SOURCES", str(BASE_DIR / "samples" / "dumps" / "*.txt"))
 

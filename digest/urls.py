@@ -1,3 +1,9 @@
+from django.urls import path
+
+from digest import views
+
 app_name = "digest"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+]

@@ -1,7 +1,8 @@
 """Signed links in emails: nothing stored, nothing to enumerate (like Django's password reset).
 
 A token names the subscriber and a purpose, and carries a fragment of a hash of the address, so a
-token for a deleted subscriber never opens another one who happens to get the same id.
+token for a deleted subscriber never opens another one who happens to get the same id. A confirm
+token also hashes when the subscriber last confirmed, so it dies once used.
 """
 
 import hashlib
@@ -23,7 +24,7 @@ LIFETIMES: dict[str, timedelta | None] = {
 
 
 class InvalidLink(Exception):
-    """A link that cannot be honoured; `reason` is one of: tampered, expired, gone."""
+    """A link that cannot be honoured; `reason` is one of: tampered, expired, gone, used."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -34,10 +35,22 @@ def _address_fingerprint(email: str) -> str:
     return hashlib.sha256(email.lower().encode()).hexdigest()[:12]
 
 
+def _state_fingerprint(subscriber: Subscriber, purpose: str) -> str:
+    if purpose != "confirm":
+        return ""
+    confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""
+    return hashlib.sha256(confirmed.encode()).hexdigest()[:8]
+
+
 def make_token(subscriber: Subscriber, purpose: str) -> str:
     if purpose not in LIFETIMES:
         raise ValueError(f"unknown link purpose {purpose!r}")
-    payload = [subscriber.pk, purpose, _address_fingerprint(subscriber.email)]
+    payload = [
+        subscriber.pk,
+        purpose,
+        _address_fingerprint(subscriber.email),
+        _state_fingerprint(subscriber, purpose),
+    ]
     return signing.TimestampSigner(salt=SALT).sign_object(payload, compress=True)
 
 
@@ -45,7 +58,9 @@ def read_token(token: str, purpose: str) -> Subscriber:
     lifetime = LIFETIMES[purpose]
     signer = signing.TimestampSigner(salt=SALT)
     try:
-        subscriber_id, signed_purpose, fingerprint = signer.unsign_object(token, max_age=lifetime)
+        subscriber_id, signed_purpose, fingerprint, state = signer.unsign_object(
+            token, max_age=lifetime
+        )
     except signing.SignatureExpired as error:
         raise InvalidLink("expired") from error
     except (signing.BadSignature, ValueError, TypeError) as error:
@@ -55,6 +70,8 @@ def read_token(token: str, purpose: str) -> Subscriber:
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None or _address_fingerprint(subscriber.email) != fingerprint:
         raise InvalidLink("gone")
+    if _state_fingerprint(subscriber, purpose) != state:
+        raise InvalidLink("used")
     return subscriber
 
 

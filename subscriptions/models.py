@@ -2,6 +2,20 @@ from django.db import models
 from django.db.models.functions import Lower
 
 
+def normalize_email(address: str) -> str:
+    """Trim it and lower-case the domain (the local part is the mailbox owner's business)."""
+    local, at, domain = address.strip().rpartition("@")
+    return f"{local}{at}{domain.lower()}" if at else address.strip()
+
+
+class SubscriberQuerySet(models.QuerySet):
+    def with_email(self, address: str) -> "SubscriberQuerySet":
+        """Case-insensitive lookup that uses the unique index on lower(email)."""
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower=normalize_email(address).lower()
+        )
+
+
 class Subscriber(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending confirmation"
@@ -51,6 +65,8 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SubscriberQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
@@ -92,6 +108,9 @@ class SuppressionEvent(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     source = models.CharField(max_length=16, choices=Source.choices)
     esp = models.CharField(max_length=32, blank=True)
+    message_id = models.CharField(
+        max_length=255, blank=True, help_text="The ESP's message, so a retried event counts once."
+    )
     detail = models.CharField(max_length=500, blank=True)
     occurred_at = models.DateTimeField(auto_now_add=True)
 

@@ -48,6 +48,7 @@ class Migration(migrations.Migration):
                 ('kind', models.CharField(choices=[('hard_bounce', 'Hard bounce'), ('soft_bounce', 'Soft bounce'), ('complaint', 'Complaint'), ('unsubscribe', 'Unsubscribe'), ('editor', 'Suppressed by an editor'), ('erasure', 'Data erased on request')], max_length=16)),
                 ('source', models.CharField(choices=[('webhook', 'ESP webhook'), ('link', 'Link in an email'), ('one_click', 'One-click unsubscribe'), ('editor', 'Editor')], max_length=16)),
                 ('esp', models.CharField(blank=True, max_length=32)),
+                ('message_id', models.CharField(blank=True, help_text="The ESP's message, so a retried event counts once.", max_length=255)),
                 ('detail', models.CharField(blank=True, max_length=500)),
                 ('occurred_at', models.DateTimeField(auto_now_add=True)),
                 ('subscriber', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='suppressions', to='subscriptions.subscriber')),

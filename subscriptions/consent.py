@@ -1,0 +1,261 @@
+"""Consent: sign-up with double opt-in, confirmation, preferences, unsubscribe, suppression and
+erasure. Every change of who may be emailed goes through here."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.emails import send_email
+from subscriptions import links
+from subscriptions.models import Subscriber, SuppressionEvent
+
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+# What a reader agrees to; stored with each sign-up as the consent record.
+CONSENT_TEXT = (
+    "Email me a digest of trending research papers matching my topics, at the frequency and time "
+    "I chose. I can change my preferences or unsubscribe from a link in every email."
+)
+PREFERENCE_FIELDS = (
+    "topics",
+    "frequency",
+    "weekday",
+    "send_hour",
+    "time_zone",
+    "papers_per_digest",
+)
+SUPPRESSED_STATUS = {
+    SuppressionEvent.Kind.HARD_BOUNCE: Subscriber.Status.BOUNCED,
+    SuppressionEvent.Kind.COMPLAINT: Subscriber.Status.COMPLAINED,
+    SuppressionEvent.Kind.UNSUBSCRIBE: Subscriber.Status.UNSUBSCRIBED,
+    SuppressionEvent.Kind.EDITOR: Subscriber.Status.UNSUBSCRIBED,
+}
+# Statuses in which a subscriber may still be emailed (a confirmation, or digests).
+RECEIVING = (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    preferences: dict
+    ip: str | None
+    consent_text: str = CONSENT_TEXT
+
+
+def sign_up(request: SignUp) -> None:
+    """Record a sign-up and email the address; what happens is never told back to the caller, so
+    the response cannot reveal whether an address is subscribed."""
+    subscriber = Subscriber.objects.with_email(request.email).first()
+    if subscriber is None:
+        subscriber = _create_pending(request)
+        if subscriber is None:
+            return  # a concurrent sign-up for the same address won the race and sends the email
+    elif subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+        _send_existing(subscriber)  # an email, not a change
+        return
+    elif subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
+        for name, value in request.preferences.items():
+            setattr(subscriber, name, value)
+        subscriber.status = Subscriber.Status.PENDING
+        _record_consent(subscriber, request)
+        subscriber.save()
+    # Bounced or complained addresses keep their state until the owner confirms.
+    send_confirmation(subscriber)
+
+
+def _create_pending(request: SignUp) -> Subscriber | None:
+    subscriber = Subscriber(email=request.email, **request.preferences)
+    _record_consent(subscriber, request)
+    try:
+        with transaction.atomic():
+            subscriber.save()
+    except IntegrityError:
+        return None
+    return subscriber
+
+
+def _record_consent(subscriber: Subscriber, request: SignUp) -> None:
+    subscriber.consent_at = timezone.now()
+    subscriber.consent_ip = request.ip or None
+    subscriber.consent_text = request.consent_text
+
+
+def _claim_email_slot(subscriber: Subscriber) -> bool:
+    """At most one confirmation email per address per hour; the conditional UPDATE is the lock."""
+    now = timezone.now()
+    claimed = (
+        Subscriber.objects.filter(pk=subscriber.pk)
+        .filter(
+            Q(confirmation_sent_at__isnull=True)
+            | Q(confirmation_sent_at__lte=now - CONFIRMATION_INTERVAL)
+        )
+        .update(confirmation_sent_at=now)
+    )
+    if claimed:
+        subscriber.confirmation_sent_at = now
+    return bool(claimed)
+
+
+def send_confirmation(subscriber: Subscriber) -> bool:
+    """Email the signed confirmation link; False when one went to this address within the hour."""
+    if not _claim_email_slot(subscriber):
+        return False
+    send_email(
+        "confirm",
+        subscriber.email,
+        {
+            "subscriber": subscriber,
+            "confirm_url": links.confirm_url(subscriber),
+            "lifetime_days": links.LIFETIMES["confirm"].days,
+        },
+    )
+    return True
+
+
+def _send_existing(subscriber: Subscriber) -> bool:
+    if not _claim_email_slot(subscriber):
+        return False
+    send_email(
+        "confirm-existing",
+        subscriber.email,
+        {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)},
+        headers=_list_unsubscribe_headers(subscriber),
+    )
+    return True
+
+
+def _list_unsubscribe_headers(subscriber: Subscriber) -> dict[str, str]:
+    return {
+        "List-Unsubscribe": f"<{links.one_click_unsubscribe_url(subscriber)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def confirm(subscriber: Subscriber) -> bool:
+    """Start sending to a subscriber who followed their confirmation link; False if already on."""
+    if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+        return False
+    subscriber.status = Subscriber.Status.ACTIVE
+    subscriber.confirmed_at = timezone.now()
+    subscriber.unsubscribed_at = None
+    subscriber.unsubscribe_reason = ""
+    subscriber.soft_bounces = 0
+    subscriber.save()
+    return True
+
+
+def update_preferences(subscriber: Subscriber, preferences: dict) -> None:
+    for name in PREFERENCE_FIELDS:
+        if name in preferences:
+            setattr(subscriber, name, preferences[name])
+    subscriber.save(update_fields=[*PREFERENCE_FIELDS, "updated_at"])
+
+
+def pause(subscriber: Subscriber) -> None:
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        subscriber.status = Subscriber.Status.PAUSED
+        subscriber.save(update_fields=["status", "updated_at"])
+
+
+def resume(subscriber: Subscriber) -> None:
+    if subscriber.status == Subscriber.Status.PAUSED:
+        subscriber.status = Subscriber.Status.ACTIVE
+        subscriber.save(update_fields=["status", "updated_at"])
+
+
+def unsubscribe(subscriber: Subscriber, *, source: str, reason: str = "") -> bool:
+    """Stop all mail at once; False (and no new record) when the subscriber was already off."""
+    if subscriber.status not in RECEIVING:
+        return False
+    with transaction.atomic():
+        subscriber.status = Subscriber.Status.UNSUBSCRIBED
+        subscriber.unsubscribed_at = timezone.now()
+        subscriber.unsubscribe_reason = reason[:200]
+        subscriber.save()
+        SuppressionEvent.objects.create(
+            subscriber=subscriber,
+            kind=SuppressionEvent.Kind.UNSUBSCRIBE,
+            source=source,
+            detail=reason[:500],
+        )
+    return True
+
+
+def suppress(
+    subscriber: Subscriber,
+    *,
+    kind: str,
+    source: str,
+    detail: str = "",
+    esp: str = "",
+    message_id: str = "",
+) -> bool:
+    """Record a bounce, complaint or editor's suppression; True when the subscriber stops
+    receiving mail because of it. Soft bounces count once per message and suppress at
+    SOFT_BOUNCE_LIMIT."""
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if kind == SuppressionEvent.Kind.SOFT_BOUNCE:
+            if (
+                message_id
+                and subscriber.suppressions.filter(
+                    kind=kind, esp=esp, message_id=message_id
+                ).exists()
+            ):
+                return False  # the ESP retried the webhook, or the message bounced twice
+            subscriber.soft_bounces += 1
+            if subscriber.soft_bounces >= settings.SOFT_BOUNCE_LIMIT:
+                new_status = Subscriber.Status.BOUNCED
+            else:
+                new_status = subscriber.status
+        else:
+            new_status = SUPPRESSED_STATUS[kind]
+        SuppressionEvent.objects.create(
+            subscriber=subscriber,
+            kind=kind,
+            source=source,
+            esp=esp[:32],
+            message_id=message_id[:255],
+            detail=detail[:500],
+        )
+        was_receiving = subscriber.status in RECEIVING
+        if new_status in (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED):
+            subscriber.status = new_status  # more telling than any earlier state
+        elif new_status == Subscriber.Status.UNSUBSCRIBED and was_receiving:
+            subscriber.status = new_status
+            subscriber.unsubscribed_at = timezone.now()
+            subscriber.unsubscribe_reason = (detail or "Suppressed by an editor")[:200]
+        subscriber.save()
+    return was_receiving and subscriber.status not in RECEIVING
+
+
+def clear_soft_bounces(email: str) -> None:
+    """A delivered message ends a run of soft bounces."""
+    Subscriber.objects.with_email(email).filter(soft_bounces__gt=0).update(
+        soft_bounces=0, updated_at=timezone.now()
+    )
+
+
+def reactivate(subscriber: Subscriber) -> None:
+    """An editor lifts a suppression: back to active if the address was ever confirmed, else to
+    pending (nothing is sent until the owner confirms)."""
+    subscriber.status = (
+        Subscriber.Status.ACTIVE if subscriber.confirmed_at else Subscriber.Status.PENDING
+    )
+    subscriber.soft_bounces = 0
+    subscriber.unsubscribed_at = None
+    subscriber.unsubscribe_reason = ""
+    subscriber.save()
+
+
+def erase(subscriber: Subscriber, *, source: str = SuppressionEvent.Source.LINK) -> None:
+    """Forget the subscriber. Their suppression history stays, stripped of anything personal."""
+    with transaction.atomic():
+        SuppressionEvent.objects.filter(subscriber=subscriber).update(
+            subscriber=None, detail="", message_id=""
+        )
+        SuppressionEvent.objects.create(kind=SuppressionEvent.Kind.ERASURE, source=source)
+        subscriber.delete()

@@ -1,0 +1,159 @@
+"""The sign-up and preference forms. Topic lines are cleaned here, so every path that stores
+topics stores them the same way."""
+
+import functools
+import zoneinfo
+
+from django import forms
+from django.forms.utils import flatatt
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from subscriptions.models import Subscriber, normalize_email
+
+MAX_TOPIC_LENGTH = 100
+HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
+
+
+@functools.cache
+def time_zone_names() -> tuple[str, ...]:
+    names = {
+        name
+        for name in zoneinfo.available_timezones()
+        if "/" in name and not name.startswith(("posix/", "right/", "Etc/", "SystemV/"))
+    }
+    return ("UTC", *sorted(names))
+
+
+@functools.cache
+def _time_zone_options() -> str:
+    return "".join(
+        f'<option value="{escape(name)}">{escape(name.replace("_", " "))}</option>'
+        for name in time_zone_names()
+    )
+
+
+class TimeZoneSelect(forms.Select):
+    """~600 options: joined from one cached string instead of one template render per option."""
+
+    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        options = _time_zone_options()
+        if value:
+            marker = f'<option value="{escape(value)}">'
+            options = options.replace(marker, marker[:-1] + " selected>", 1)
+        final_attrs = self.build_attrs(self.attrs, {**(attrs or {}), "name": name})
+        return mark_safe(f"<select{flatatt(final_attrs)}>{options}</select>")
+
+
+def clean_topic_lines(text: str) -> str:
+    """One keyword or phrase per line, at most Subscriber.MAX_TOPICS, at least one that is not an
+    exclusion ('-word'); blank and repeated lines are dropped."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if not line or line.lower() in seen:
+            continue
+        if len(line) > MAX_TOPIC_LENGTH:
+            raise forms.ValidationError(
+                f"Keep each topic under {MAX_TOPIC_LENGTH} characters: “{line[:30]}…” is longer."
+            )
+        if line.startswith("-") and not line[1:].strip():
+            raise forms.ValidationError("A line with only “-” excludes nothing: add a word.")
+        seen.add(line.lower())
+        lines.append(line)
+    if len(lines) > Subscriber.MAX_TOPICS:
+        raise forms.ValidationError(
+            f"Up to {Subscriber.MAX_TOPICS} topics, one per line (you entered {len(lines)})."
+        )
+    if not any(not line.startswith("-") for line in lines):
+        raise forms.ValidationError("Enter at least one topic you want papers about.")
+    return "\n".join(lines)
+
+
+class PreferenceFields(forms.Form):
+    topics = forms.CharField(
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "placeholder": "mixture of experts\nprotein folding\n-survey",
+                "autocapitalize": "none",
+            }
+        ),
+        max_length=4000,
+        help_text="One keyword or phrase per line, up to 20. Start a line with “-” to exclude it.",
+    )
+    frequency = forms.ChoiceField(
+        choices=Subscriber.Frequency.choices,
+        initial=Subscriber.Frequency.DAILY,
+        widget=forms.RadioSelect,
+    )
+    weekday = forms.TypedChoiceField(
+        choices=Subscriber.Weekday.choices,
+        coerce=int,
+        initial=Subscriber.Weekday.MONDAY,
+        label="Weekly on",
+    )
+    send_hour = forms.TypedChoiceField(
+        choices=HOUR_CHOICES, coerce=int, initial=7, label="Send at (your local time)"
+    )
+    time_zone = forms.ChoiceField(
+        choices=[(name, name) for name in time_zone_names()],
+        initial="UTC",
+        widget=TimeZoneSelect,
+    )
+
+    def clean_topics(self) -> str:
+        return clean_topic_lines(self.cleaned_data["topics"])
+
+
+class SignUpForm(PreferenceFields):
+    email = forms.EmailField(
+        max_length=254,
+        widget=forms.EmailInput(
+            attrs={"autocomplete": "email", "placeholder": "you@example.org", "required": True}
+        ),
+        label="Your email",
+    )
+    # A honeypot: hidden from people by CSS, filled in by naive bots.
+    website = forms.CharField(
+        required=False,
+        label="Leave this field empty",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
+    )
+    field_order = ["email", "topics", "frequency", "weekday", "send_hour", "time_zone"]
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+    @property
+    def is_bot(self) -> bool:
+        return bool(self.data.get("website", "").strip())
+
+    def preferences(self) -> dict:
+        return {name: self.cleaned_data[name] for name in PreferenceFields.base_fields}
+
+
+class PreferencesForm(PreferenceFields):
+    papers_per_digest = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in (3, 5, 10, 15, 20, 30)],
+        coerce=int,
+        initial=10,
+        label="Papers per digest",
+    )
+
+    @classmethod
+    def for_subscriber(cls, subscriber: Subscriber, data=None) -> "PreferencesForm":
+        form = cls(data, initial={name: getattr(subscriber, name) for name in cls.base_fields})
+        field = form.fields["papers_per_digest"]
+        if subscriber.papers_per_digest not in dict(field.choices):  # set by an editor or import
+            count = subscriber.papers_per_digest
+            field.choices = sorted([*field.choices, (count, str(count))])
+        return form
+
+
+@functools.cache
+def blank_sign_up_fields() -> SafeString:
+    """The home page's form is the same for everyone (bar the CSRF token): render it once."""
+    return mark_safe(render_to_string("pages/_sign_up_fields.html", {"form": SignUpForm()}))

@@ -1,0 +1,490 @@
+"""The sign-up, confirm, preference, unsubscribe and erase pages, through HTTP."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from subscriptions import links
+from subscriptions.models import Subscriber, SuppressionEvent
+from tests.conftest import read_outbox
+from tests.subscriptions.conftest import links_in, sign_up_data
+
+pytestmark = pytest.mark.django_db
+SIGN_UP = "/subscribe/"
+
+
+def test_sign_up_creates_a_pending_subscriber_and_emails_a_confirmation_link(client, outbox):
+    response = client.post(
+        SIGN_UP, sign_up_data(email="Ada@Example.ORG"), REMOTE_ADDR="203.0.113.9"
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("subscriptions:check_inbox")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.email == "Ada@example.org"  # domain normalized, mailbox kept
+    assert subscriber.status == Subscriber.Status.PENDING
+    assert subscriber.topic_lines == ["mixture of experts", "protein folding"]
+    assert (subscriber.time_zone, subscriber.send_hour) == ("Europe/Paris", 7)
+    assert subscriber.consent_ip == "203.0.113.9"
+    assert "unsubscribe" in subscriber.consent_text and subscriber.consent_at
+    [email] = read_outbox(outbox)
+    assert email["To"] == "Ada@example.org"
+    assert email["Subject"] == "Confirm your Paperboy digest"
+    assert email.get_body(("html",)).get_content().count("/confirm/") == 1
+    assert [purpose for purpose, _ in links_in(outbox)] == ["confirm"]
+
+
+def test_following_the_confirmation_link_asks_then_activates(client, outbox):
+    client.post(SIGN_UP, sign_up_data())
+    [(_, token)] = links_in(outbox)
+    url = reverse("subscriptions:confirm", kwargs={"token": token})
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert b"Yes, start my digest" in page.content
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING  # a GET changes nothing
+
+    done = client.post(url)
+    assert done.status_code == 200
+    assert b"You're subscribed" in done.content
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+    assert subscriber.confirmed_at is not None
+
+
+def test_a_used_confirmation_link_says_so_and_changes_nothing(client, outbox):
+    client.post(SIGN_UP, sign_up_data())
+    [(_, token)] = links_in(outbox)
+    url = reverse("subscriptions:confirm", kwargs={"token": token})
+    client.post(url)
+    confirmed_at = Subscriber.objects.get().confirmed_at
+
+    again = client.post(url)
+
+    assert again.status_code == 410
+    assert b"already used" in again.content
+    assert Subscriber.objects.get().confirmed_at == confirmed_at
+
+
+@pytest.mark.parametrize("status", ["new", "pending", "active"])
+def test_sign_up_response_is_the_same_whatever_the_address_state(client, make_subscriber, status):
+    if status != "new":
+        make_subscriber("ada@example.org", status=status)
+
+    response = client.post(SIGN_UP, sign_up_data())
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("subscriptions:check_inbox")
+    page = client.get(response["Location"])
+    assert b"Check your inbox" in page.content
+
+
+def test_active_subscriber_signing_up_again_gets_an_email_not_a_change(
+    client, make_subscriber, outbox
+):
+    subscriber = make_subscriber("ada@example.org", topics="quantum error correction")
+    before = Subscriber.objects.values().get()
+
+    client.post(SIGN_UP, sign_up_data(email="ADA@example.org", topics="spam topics"))
+
+    after = Subscriber.objects.values().get()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed <= {"confirmation_sent_at", "updated_at"}
+    [email] = read_outbox(outbox)
+    assert email["Subject"] == "You already get the Paperboy digest"
+    assert [purpose for purpose, _ in links_in(outbox)] == ["preferences"]
+    assert email["List-Unsubscribe"].strip().startswith("<http")
+    assert subscriber.status == Subscriber.Status.ACTIVE
+
+
+def test_pending_address_signing_up_again_within_the_hour_gets_no_second_email(client, outbox):
+    client.post(SIGN_UP, sign_up_data())
+    client.post(SIGN_UP, sign_up_data(topics="diffusion models"))
+
+    assert len(read_outbox(outbox)) == 1
+    assert Subscriber.objects.count() == 1
+    assert Subscriber.objects.get().topic_lines == ["diffusion models"]  # latest unconfirmed form
+
+
+def test_pending_address_gets_a_new_email_after_an_hour(client, outbox):
+    client.post(SIGN_UP, sign_up_data())
+    Subscriber.objects.update(confirmation_sent_at=timezone.now() - timedelta(minutes=61))
+
+    client.post(SIGN_UP, sign_up_data())
+
+    assert len(read_outbox(outbox)) == 2
+
+
+def test_unsubscribed_address_signing_up_again_must_confirm_again(client, make_subscriber, outbox):
+    make_subscriber("ada@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+
+    client.post(SIGN_UP, sign_up_data())
+
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+    assert [purpose for purpose, _ in links_in(outbox)] == ["confirm"]
+
+
+def test_bounced_address_keeps_its_status_until_the_owner_confirms(client, make_subscriber, outbox):
+    make_subscriber("ada@example.org", status=Subscriber.Status.BOUNCED)
+
+    client.post(SIGN_UP, sign_up_data())
+    assert Subscriber.objects.get().status == Subscriber.Status.BOUNCED
+    [(_, token)] = links_in(outbox)
+    client.post(reverse("subscriptions:confirm", kwargs={"token": token}))
+
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+
+
+BAD_SIGN_UPS = {
+    "missing email": ({"email": ""}, "This field is required."),
+    "malformed email": ({"email": "ada-at-example.org"}, "Enter a valid email address."),
+    "no topics": ({"topics": "  \n \n"}, "This field is required."),
+    "only exclusions": ({"topics": "-survey\n-benchmark"}, "at least one topic"),
+    "too many topics": (
+        {"topics": "\n".join(f"topic {n}" for n in range(21))},
+        "Up to 20 topics",
+    ),
+    "overlong topic": ({"topics": "x" * 101}, "under 100 characters"),
+    "bare dash": ({"topics": "llm\n-"}, "excludes nothing"),
+    "unknown time zone": ({"time_zone": "Mars/Olympus_Mons"}, "Select a valid choice"),
+    "hour out of range": ({"send_hour": "24"}, "Select a valid choice"),
+    "unknown frequency": ({"frequency": "hourly"}, "Select a valid choice"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SIGN_UPS)
+def test_bad_sign_up_shows_the_form_with_the_error_and_changes_nothing(client, outbox, case):
+    overrides, message = BAD_SIGN_UPS[case]
+
+    response = client.post(SIGN_UP, sign_up_data(**overrides))
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert b'name="email"' in response.content and b'name="topics"' in response.content
+    assert not Subscriber.objects.exists()
+    assert read_outbox(outbox) == []
+
+
+def test_bad_sign_up_keeps_what_the_reader_typed(client):
+    response = client.post(SIGN_UP, sign_up_data(email="nope", topics="sparse attention"))
+
+    assert b'value="nope"' in response.content
+    assert b"sparse attention</textarea>" in response.content
+
+
+def test_sign_up_without_a_csrf_token_is_refused():
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post(SIGN_UP, sign_up_data())
+
+    assert response.status_code == 403
+    assert not Subscriber.objects.exists()
+
+
+def test_sign_up_with_the_home_page_csrf_token_works():
+    client = Client(enforce_csrf_checks=True)
+    home = client.get("/")
+    token = home.context["csrf_token"]
+
+    response = client.post(SIGN_UP, {**sign_up_data(), "csrfmiddlewaretoken": str(token)})
+
+    assert response.status_code == 302
+    assert Subscriber.objects.count() == 1
+
+
+def test_honeypot_filled_in_looks_like_success_but_does_nothing(client, outbox):
+    response = client.post(SIGN_UP, sign_up_data(website="http://spam.example"))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("subscriptions:check_inbox")
+    assert not Subscriber.objects.exists()
+    assert read_outbox(outbox) == []
+
+
+def test_per_ip_limit_refuses_further_sign_ups_from_that_address(client, settings, outbox):
+    settings.SIGNUP_LIMIT_PER_IP = 3
+    for n in range(3):
+        ok = client.post(
+            SIGN_UP, sign_up_data(email=f"r{n}@example.org"), REMOTE_ADDR="198.51.100.7"
+        )
+        assert ok.status_code == 302
+
+    refused = client.post(SIGN_UP, sign_up_data(email="r9@example.org"), REMOTE_ADDR="198.51.100.7")
+    other_ip = client.post(
+        SIGN_UP, sign_up_data(email="r8@example.org"), REMOTE_ADDR="198.51.100.8"
+    )
+
+    assert refused.status_code == 429
+    assert b"Too many attempts" in refused.content
+    assert not Subscriber.objects.filter(email="r9@example.org").exists()
+    assert other_ip.status_code == 302
+    assert len(read_outbox(outbox)) == 4
+
+
+def test_per_address_limit_refuses_repeated_sign_ups_for_one_address(client, settings):
+    settings.SIGNUP_LIMIT_PER_ADDRESS = 2
+    for topics in ("a", "b"):
+        client.post(SIGN_UP, sign_up_data(topics=topics), REMOTE_ADDR=f"192.0.2.{len(topics)}")
+
+    refused = client.post(SIGN_UP, sign_up_data(email="ADA@example.org", topics="c"))
+
+    assert refused.status_code == 429
+    assert Subscriber.objects.get().topic_lines == ["b"]
+
+
+def test_client_ip_comes_from_the_trusted_proxy_header(client, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    client.post(
+        SIGN_UP,
+        sign_up_data(),
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.50",
+    )
+
+    assert Subscriber.objects.get().consent_ip == "203.0.113.50"
+
+
+def test_get_on_the_sign_up_url_shows_the_form(client):
+    response = client.get(SIGN_UP)
+
+    assert response.status_code == 200
+    assert b'name="email"' in response.content
+
+
+# Preferences
+
+
+def preferences_page(subscriber: Subscriber) -> str:
+    return reverse(
+        "subscriptions:preferences", kwargs={"token": links.make_token(subscriber, "preferences")}
+    )
+
+
+def test_preferences_page_works_without_login_and_saves_changes(client, make_subscriber):
+    subscriber = make_subscriber()
+    url = preferences_page(subscriber)
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert b"graph neural networks</textarea>" in page.content
+
+    saved = client.post(
+        url,
+        {
+            "action": "save",
+            "topics": "retrieval augmented generation\n-survey",
+            "frequency": "weekly",
+            "weekday": "4",
+            "send_hour": "18",
+            "time_zone": "America/Chicago",
+            "papers_per_digest": "5",
+        },
+    )
+
+    assert saved.status_code == 200
+    assert b"Saved" in saved.content
+    subscriber.refresh_from_db()
+    assert subscriber.topic_lines == ["retrieval augmented generation", "-survey"]
+    assert (subscriber.frequency, subscriber.weekday, subscriber.send_hour) == ("weekly", 4, 18)
+    assert (subscriber.time_zone, subscriber.papers_per_digest) == ("America/Chicago", 5)
+
+
+def test_bad_preferences_show_the_error_and_save_nothing(client, make_subscriber):
+    subscriber = make_subscriber()
+    before = Subscriber.objects.values().get()
+
+    response = client.post(
+        preferences_page(subscriber),
+        {"action": "save", "topics": "", "frequency": "daily", "weekday": "0",
+         "send_hour": "99", "time_zone": "UTC", "papers_per_digest": "10"},
+    )  # fmt: skip
+
+    assert response.status_code == 400
+    assert b"Nothing was saved" in response.content
+    assert Subscriber.objects.values().get() == before
+
+
+def test_pause_and_resume_from_the_preferences_page(client, make_subscriber):
+    subscriber = make_subscriber()
+    url = preferences_page(subscriber)
+
+    client.post(url, {"action": "pause"})
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.PAUSED
+
+    client.post(url, {"action": "resume"})
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+
+
+def test_delete_my_data_asks_then_erases_the_subscriber(client, make_subscriber):
+    subscriber = make_subscriber(topics="secret interest")
+    token = links.make_token(subscriber, "preferences")
+    url = reverse("subscriptions:erase", kwargs={"token": token})
+
+    assert b"Delete everything" in client.get(url).content
+    assert Subscriber.objects.exists()
+    done = client.post(url)
+
+    assert b"Your data is deleted" in done.content
+    assert not Subscriber.objects.exists()
+    [event] = SuppressionEvent.objects.all()
+    assert (event.kind, event.subscriber) == (SuppressionEvent.Kind.ERASURE, None)
+    gone = client.get(reverse("subscriptions:preferences", kwargs={"token": token}))
+    assert gone.status_code == 404
+    assert b"no longer exists" in gone.content
+
+
+# Unsubscribe
+
+
+def test_unsubscribe_page_asks_then_unsubscribes_with_the_reason(client, make_subscriber):
+    subscriber = make_subscriber()
+    url = links.unsubscribe_url(subscriber).removeprefix("http://localhost:8000")
+
+    page = client.get(url)
+    assert b"Stop sending the Paperboy digest" in page.content
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+
+    done = client.post(url, {"reason": "too many emails"})
+
+    assert b"You're unsubscribed" in done.content
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert subscriber.unsubscribed_at is not None
+    assert subscriber.unsubscribe_reason == "too many emails"
+    [event] = subscriber.suppressions.all()
+    assert (event.kind, event.source) == ("unsubscribe", "link")
+
+
+def test_one_click_unsubscribe_needs_no_cookie_or_csrf_token_and_acts_at_once(make_subscriber):
+    subscriber = make_subscriber()
+    client = Client(enforce_csrf_checks=True)
+    url = links.one_click_unsubscribe_url(subscriber).removeprefix("http://localhost:8000")
+
+    response = client.post(url, "List-Unsubscribe=One-Click",
+                           content_type="application/x-www-form-urlencoded")  # fmt: skip
+
+    assert response.status_code == 200
+    assert not response.cookies
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert subscriber.suppressions.get().source == SuppressionEvent.Source.ONE_CLICK
+
+
+def test_one_click_post_twice_records_one_unsubscribe(client, make_subscriber):
+    subscriber = make_subscriber()
+    url = links.one_click_unsubscribe_url(subscriber)
+    for _ in range(2):
+        assert client.post(url, {"List-Unsubscribe": "One-Click"}).status_code == 200
+
+    assert subscriber.suppressions.count() == 1
+
+
+def test_one_click_without_the_rfc_8058_body_changes_nothing(client, make_subscriber):
+    subscriber = make_subscriber()
+    url = links.one_click_unsubscribe_url(subscriber)
+
+    response = client.post(url, {"something": "else"})
+
+    assert response.status_code == 400
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+
+
+def test_one_click_url_opened_in_a_browser_leads_to_the_confirm_page(client, make_subscriber):
+    subscriber = make_subscriber()
+
+    response = client.get(links.one_click_unsubscribe_url(subscriber), follow=True)
+
+    assert b"Stop sending the Paperboy digest" in response.content
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+
+
+# Bad links
+
+
+def tampered(token: str) -> str:
+    return token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
+
+
+@pytest.mark.parametrize(
+    ("route", "purpose"),
+    [
+        ("subscriptions:confirm", "confirm"),
+        ("subscriptions:preferences", "preferences"),
+        ("subscriptions:erase", "preferences"),
+        ("subscriptions:unsubscribe", "unsubscribe"),
+    ],
+)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_tampered_link_gets_a_clear_page_and_changes_nothing(
+    client, make_subscriber, route, purpose, method
+):
+    subscriber = make_subscriber(status=Subscriber.Status.PENDING, confirmed_at=None)
+    token = tampered(links.make_token(subscriber, purpose))
+    before = Subscriber.objects.values().get()
+
+    response = getattr(client, method)(reverse(route, kwargs={"token": token}))
+
+    assert response.status_code == 400
+    assert b"This link doesn" in response.content
+    assert Subscriber.objects.values().get() == before
+
+
+def test_link_for_another_purpose_is_refused(client, make_subscriber):
+    subscriber = make_subscriber()
+    token = links.make_token(subscriber, "preferences")
+
+    response = client.post(reverse("subscriptions:unsubscribe", kwargs={"token": token}))
+
+    assert response.status_code == 400
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+
+
+@pytest.mark.parametrize("token", ["x", "", "..:::", "a" * 500, "%00%ff"])
+def test_garbage_tokens_never_cause_a_server_error(client, token):
+    if not token:
+        assert client.get("/confirm//").status_code == 404
+        return
+    for route in ("confirm", "preferences", "unsubscribe"):
+        response = client.get(f"/{route}/{token}/")
+        assert response.status_code == 400
+    one_click = client.post(f"/unsubscribe/{token}/one-click/", {"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 400
+
+
+def test_expired_confirmation_link_says_so_and_changes_nothing(client, make_subscriber, settings):
+    subscriber = make_subscriber(status=Subscriber.Status.PENDING, confirmed_at=None)
+    token = links.make_token(subscriber, "confirm")
+    eight_days_later = timezone.now() + timedelta(days=8)
+
+    from unittest import mock
+
+    with mock.patch("django.core.signing.time.time", return_value=eight_days_later.timestamp()):
+        response = client.post(reverse("subscriptions:confirm", kwargs={"token": token}))
+
+    assert response.status_code == 410
+    assert b"expired" in response.content
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+
+
+def test_link_for_a_deleted_subscriber_gets_a_clear_page(client, make_subscriber):
+    subscriber = make_subscriber()
+    token = links.make_token(subscriber, "unsubscribe")
+    subscriber.delete()
+    make_subscriber("someone-else@example.org")  # may reuse the id on some databases
+
+    page = client.post(reverse("subscriptions:unsubscribe", kwargs={"token": token}))
+    one_click = client.post(
+        reverse("subscriptions:one_click_unsubscribe", kwargs={"token": token}),
+        {"List-Unsubscribe": "One-Click"},
+    )
+
+    assert page.status_code == 404 and b"no longer exists" in page.content
+    assert one_click.status_code == 404
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
