@@ -96,13 +96,17 @@ class PreferenceFields(forms.Form):
         label="Weekly on",
     )
     send_hour = forms.TypedChoiceField(
-        choices=HOUR_CHOICES, coerce=int, initial=7, label="Send at (your local time)"
+        choices=HOUR_CHOICES, coerce=int, initial=7, label="Send at (local time)"
     )
     time_zone = forms.ChoiceField(
         choices=[(name, name) for name in time_zone_names()],
         initial="UTC",
         widget=TimeZoneSelect,
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
     def clean_topics(self) -> str:
         return clean_topic_lines(self.cleaned_data["topics"])
