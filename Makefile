@@ -17,6 +17,9 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput -v 0
+	$(BIN)/python manage.py ingest samples/dumps/*.txt
+	$(BIN)/python manage.py import_subscribers samples/subscribers.csv
+	$(BIN)/python manage.py send_digests
 	@echo "Outbox: $(CURDIR)/var/outbox"
 
 lint: install

@@ -1,5 +1,6 @@
 """The local default email backend: every message becomes one .eml file under EMAIL_FILE_PATH."""
 
+import hashlib
 import uuid
 from pathlib import Path
 
@@ -17,9 +18,15 @@ class OutboxEmailBackend(BaseEmailBackend):
         self.outbox.mkdir(parents=True, exist_ok=True)
         sent = 0
         for message in email_messages:
-            name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
-            temporary = self.outbox / f".{name}.tmp"
-            temporary.write_bytes(message.message().as_bytes(linesep="\n"))
+            mime = message.message()
+            # Named after the Message-ID, like a mailbox that keeps one copy of a message: a
+            # message handed over again (same Message-ID) replaces its file instead of doubling.
+            digest = hashlib.sha256(str(mime["Message-ID"]).encode()).hexdigest()[:16]
+            name = f"{timezone.now():%Y%m%d-%H%M%S}-{digest}.eml"
+            for earlier in self.outbox.glob(f"*-{digest}.eml"):
+                name = earlier.name
+            temporary = self.outbox / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+            temporary.write_bytes(mime.as_bytes(linesep="\n"))
             temporary.rename(self.outbox / name)  # readers never see a half-written file
             sent += 1
         return sent

@@ -98,7 +98,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The schedule lives in the database (editable in the admin); the entries below only seed it.
+CELERY_BEAT_SCHEDULER = "digest.schedule:SeedingDatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "ingest-sources-daily": {
         "task": "digest.tasks.ingest_sources",
@@ -144,6 +145,17 @@ SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "5"))
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 # Soft bounces (on distinct messages, since the last delivery) before an address is suppressed.
 SOFT_BOUNCE_LIMIT = int(os.environ.get("SOFT_BOUNCE_LIMIT", "3"))
+
+# Digest sending: mailto for List-Unsubscribe (optional), deliveries per send task (one ESP
+# connection each), transient-error retries (exponential backoff with jitter), and when a claimed
+# or queued delivery counts as stalled (its worker died) and is queued again.
+LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO", "")
+DIGEST_SEND_CHUNK = int(os.environ.get("DIGEST_SEND_CHUNK", "50"))
+DIGEST_MAX_ATTEMPTS = int(os.environ.get("DIGEST_MAX_ATTEMPTS", "8"))
+DIGEST_RETRY_BASE_SECONDS = float(os.environ.get("DIGEST_RETRY_BASE_SECONDS", "30"))
+DIGEST_RETRY_MAX_SECONDS = float(os.environ.get("DIGEST_RETRY_MAX_SECONDS", "3600"))
+DIGEST_CLAIM_TIMEOUT_SECONDS = float(os.environ.get("DIGEST_CLAIM_TIMEOUT_SECONDS", "600"))
+DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECONDS", "900"))
 
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.
 DIGEST_SOURCES = env_list("DIGEST_SOURCES", str(BASE_DIR / "samples" / "dumps" / "*.txt"))

@@ -22,6 +22,9 @@ class Paper(models.Model):
     first_seen = models.DateTimeField(db_index=True)
     last_seen = models.DateTimeField()
     seen_count = models.PositiveIntegerField(default=1, help_text="Dumps and feeds it appeared in.")
+    seen_in = models.JSONField(
+        default=list, blank=True, help_text="Fingerprints of those inputs: one input counts once."
+    )
 
     hidden = models.BooleanField(default=False, help_text="Never sent in a digest.")
     pinned = models.BooleanField(default=False, help_text="Sent first to everyone it matches.")
@@ -52,7 +55,11 @@ class IngestRun(models.Model):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     rejected = models.JSONField(default=list, blank=True, help_text='[{"where": …, "why": …}]')
-    error = models.TextField(blank=True)
+    rejected_count = models.PositiveIntegerField(
+        default=0, help_text="All rejected records; the list keeps the first 1,000."
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="E.g. feed not modified.")
+    error = models.TextField(blank=True, help_text="Why the run failed.")
 
     class Meta:
         ordering = ["-started_at"]
@@ -111,6 +118,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was queued or may be retried; stalls from here."
+    )
     message_id = models.CharField(max_length=255, blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
@@ -120,7 +130,10 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["subscriber", "period"], name="one_delivery_per_period")
         ]
-        indexes = [models.Index(fields=["status", "period"])]
+        indexes = [
+            models.Index(fields=["status", "period"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscriber} · {self.period}"
@@ -131,6 +144,9 @@ class DeliveredPaper(models.Model):
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="delivered")
     position = models.PositiveSmallIntegerField()
     score = models.FloatField()
+    pinned = models.BooleanField(default=False)
+    topic = models.CharField(max_length=500, blank=True, help_text="The topic line it matched.")
+    matched_terms = models.JSONField(default=list, blank=True, help_text="Words to highlight.")
     why = models.CharField(max_length=500, blank=True)
 
     class Meta:

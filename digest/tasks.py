@@ -1,0 +1,44 @@
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from digest import sending
+from digest.ingest import ingest_configured_sources
+
+
+@shared_task
+def ingest_sources() -> list[int] | None:
+    """Ingest settings.DIGEST_SOURCES; a no-op (None) while another run holds the lock."""
+    runs = ingest_configured_sources()
+    return None if runs is None else [run.pk for run in runs]
+
+
+@shared_task(acks_late=True)
+def plan_and_send(now: str | None = None) -> int:
+    """Beat's tick: plan the deliveries now due, queue them in chunks, and queue again those
+    whose worker died. Returns the run's id."""
+    moment = parse_datetime(now) if now else timezone.now()
+    run = sending.plan_deliveries(moment)
+    ids = sending.queue_run(run) + sending.stalled_deliveries()
+    for chunk in sending.chunked(ids, settings.DIGEST_SEND_CHUNK):
+        send_deliveries.delay(chunk)
+    sending.refresh_runs()
+    return run.pk
+
+
+@shared_task(acks_late=True)
+def send_deliveries(delivery_ids: list[int]) -> None:
+    """A chunk of deliveries through one ESP connection; transient failures retry one by one."""
+    for delivery_id, result in sending.send_deliveries(delivery_ids).items():
+        if result.outcome == sending.Outcome.RETRY:
+            send_delivery.apply_async((delivery_id,), countdown=result.retry_in)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def send_delivery(self, delivery_id: int) -> str:
+    """Send one delivery (idempotent: the claim makes a repeat a no-op)."""
+    result = sending.send_delivery(delivery_id)
+    if result.outcome == sending.Outcome.RETRY:
+        raise self.retry(countdown=result.retry_in)
+    return str(result.outcome)

@@ -6,4 +6,5 @@ app_name = "digest"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("digest/<str:token>/", views.archived_digest, name="archive"),
 ]

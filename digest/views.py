@@ -1,9 +1,11 @@
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from digest.archive import ArchiveNotFound, read_archive_token
+from digest.sending import delivery_message
 from digest.trending import trending_papers
 from subscriptions.forms import blank_sign_up_fields
 
@@ -23,3 +25,17 @@ def home(request: HttpRequest) -> HttpResponse:
         "pages/home.html",
         {"trending": mark_safe(trending), "sign_up_fields": blank_sign_up_fields()},
     )
+
+
+def archived_digest(request: HttpRequest, token: str) -> HttpResponse:
+    """The "view in browser" page: the HTML of a sent digest, behind its signed link."""
+    try:
+        delivery = read_archive_token(token)
+    except ArchiveNotFound as error:
+        raise Http404("No such digest") from error
+    message = delivery_message(delivery)
+    html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
+    response = HttpResponse(html)
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return response

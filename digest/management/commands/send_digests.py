@@ -1,0 +1,37 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from digest.sending import run_digest_round
+
+
+class Command(BaseCommand):
+    help = "Plan and send one round of digests in this process, then print who got what."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--now", help="Plan as if it were this moment (ISO 8601).")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Compose every digest, send nothing."
+        )
+
+    def handle(self, *args, now: str | None = None, dry_run: bool = False, **options) -> None:
+        moment = timezone.now()
+        if now:
+            moment = parse_datetime(now)
+            if moment is None:
+                raise CommandError(f"--now {now!r} is not an ISO 8601 date and time")
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, timezone.get_current_timezone())
+        run = run_digest_round(moment, dry_run=dry_run)
+        rows = run.report
+        width = max([len("subscriber")] + [len(row.email) for row in rows])
+        self.stdout.write(f"{'subscriber':<{width}}  {'status':<8}  papers  top title")
+        for row in rows:
+            title = row.top_title if len(row.top_title) <= 70 else row.top_title[:69] + "…"
+            self.stdout.write(f"{row.email:<{width}}  {row.status:<8}  {row.papers:>6}  {title}")
+        verb = "would send" if dry_run else "sent"
+        sent = run.planned if dry_run else run.sent
+        self.stdout.write(
+            f"{verb} {sent}, skipped {run.skipped} (nothing relevant), failed {run.failed}"
+            f" at {moment.isoformat()}"
+        )

@@ -1,0 +1,372 @@
+"""Planning deliveries and sending each one once.
+
+The database is the lock (like healthchecks' sendreports): a delivery is unique per subscriber and
+period, and is claimed with a conditional UPDATE (planned -> sending) before anything is sent, so
+a retried or redelivered task finds nothing to do. A claim whose worker died is taken over after
+DIGEST_CLAIM_TIMEOUT_SECONDS. Every attempt of a delivery carries the same Message-ID.
+
+Guarantee: exactly one delivery row per subscriber and period, marked sent at most once. The
+handoff to the ESP is at-least-once: only if a worker dies after the ESP accepted a message and
+before the "sent" UPDATE commits (a window of one round trip) is the message handed over again,
+with the same Message-ID, which mailbox providers use to drop the duplicate.
+"""
+
+import logging
+import random
+import smtplib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import requests
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRequestsAPIError
+from django.conf import settings
+from django.core.mail import get_connection
+from django.core.mail.message import EmailMessage
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from digest.composing import compose_digest, list_id_domain
+from digest.matching import Match, select_papers
+from digest.models import DeliveredPaper, Delivery, DigestRun
+from digest.periods import digest_period
+from subscriptions.models import Subscriber
+from subscriptions.selectors import subscribers_for_digests
+
+logger = logging.getLogger(__name__)
+
+PERMANENT_HTTP = range(400, 500)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_CLAIMED = "not claimed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    retry_in: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    email: str
+    status: str
+    papers: int
+    top_title: str
+
+
+# Planning ------------------------------------------------------------------------------------
+
+
+def due_subscribers(now: datetime) -> list[tuple[Subscriber, object]]:
+    """Active subscribers whose send hour has come at `now` and who have no delivery for that
+    period yet, with the period (their local date)."""
+    due = []
+    for subscriber in subscribers_for_digests():
+        period = digest_period(subscriber, now)
+        if period is not None:
+            due.append((subscriber, period))
+    periods = {period for _, period in due}
+    existing = set(
+        Delivery.objects.filter(period__in=periods).values_list("subscriber_id", "period")
+    )
+    return [(s, period) for s, period in due if (s.pk, period) not in existing]
+
+
+def plan_deliveries(now: datetime) -> DigestRun:
+    """Create this round's deliveries and their papers; those with nothing relevant are skipped.
+
+    One transaction: a planner that dies leaves nothing half-planned. Concurrent planners are safe:
+    the unique (subscriber, period) pair lets only one of them create each delivery."""
+    due = due_subscribers(now)
+    with transaction.atomic():
+        run = DigestRun.objects.create(now=now)
+        Delivery.objects.bulk_create(
+            [Delivery(subscriber=s, period=period, run=run) for s, period in due],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        by_id = {subscriber.pk: subscriber for subscriber, _ in due}
+        created = dict(Delivery.objects.filter(run=run).values_list("subscriber_id", "pk"))
+        subscribers = [by_id[subscriber_id] for subscriber_id in created]
+        matches = select_papers(subscribers, now=now) if subscribers else {}
+        DeliveredPaper.objects.bulk_create(
+            [
+                DeliveredPaper(
+                    delivery_id=delivery_id,
+                    paper_id=match.paper_id,
+                    position=position,
+                    score=match.score,
+                    pinned=match.pinned,
+                    topic=match.topic[:500],
+                    matched_terms=list(match.matched_terms),
+                    why=match.why[:500],
+                )
+                for subscriber_id, delivery_id in created.items()
+                for position, match in enumerate(matches.get(subscriber_id, []), start=1)
+            ],
+            batch_size=2000,
+        )
+        run.skipped = (
+            Delivery.objects.filter(run=run)
+            .exclude(pk__in=DeliveredPaper.objects.filter(delivery__run=run).values("delivery"))
+            .update(status=Delivery.Status.SKIPPED)
+        )
+        run.planned = len(created) - run.skipped
+        run.save(update_fields=["planned", "skipped"])
+    return run
+
+
+def queue_run(run: DigestRun) -> list[int]:
+    """Mark the run's planned deliveries as queued now and return their ids, to send."""
+    deliveries = Delivery.objects.filter(run=run, status=Delivery.Status.PLANNED)
+    ids = list(deliveries.order_by("pk").values_list("pk", flat=True))
+    deliveries.update(next_attempt_at=timezone.now())
+    return ids
+
+
+def stalled_deliveries(now: datetime | None = None) -> list[int]:
+    """Deliveries whose task was lost (queued or due for retry long ago, or claimed by a worker
+    that died), marked as queued again now; the claim makes a duplicate task harmless."""
+    now = now or timezone.now()
+    queued_before = now - timedelta(seconds=settings.DIGEST_REQUEUE_AFTER_SECONDS)
+    claimed_before = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT_SECONDS)
+    stalled = Delivery.objects.filter(
+        Q(status=Delivery.Status.PLANNED)
+        & (Q(next_attempt_at__lte=queued_before) | Q(next_attempt_at__isnull=True))
+        & Q(created_at__lte=queued_before)
+        | Q(status=Delivery.Status.SENDING, claimed_at__lte=claimed_before)
+    )
+    ids = list(stalled.order_by("pk").values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids, status=Delivery.Status.PLANNED).update(next_attempt_at=now)
+    return ids
+
+
+def retry_failed(delivery_ids: Iterable[int]) -> int:
+    """Give failed deliveries a fresh set of attempts; returns how many; send them afterwards."""
+    return Delivery.objects.filter(pk__in=list(delivery_ids), status=Delivery.Status.FAILED).update(
+        status=Delivery.Status.PLANNED, attempts=0, error="", next_attempt_at=timezone.now()
+    )
+
+
+def refresh_runs() -> None:
+    """Count each unfinished run's outcomes; a run with nothing left to send is finished."""
+    for run in DigestRun.objects.filter(finished_at__isnull=True):
+        counts = {
+            row["status"]: row["n"]
+            for row in run.deliveries.values("status").annotate(n=Count("pk"))
+        }
+        run.sent = counts.get(Delivery.Status.SENT, 0)
+        run.failed = counts.get(Delivery.Status.FAILED, 0)
+        run.skipped = counts.get(Delivery.Status.SKIPPED, 0)
+        pending = counts.get(Delivery.Status.PLANNED, 0) + counts.get(Delivery.Status.SENDING, 0)
+        run.finished_at = None if pending else timezone.now()
+        run.save(update_fields=["sent", "failed", "skipped", "finished_at"])
+
+
+def chunked(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), max(size, 1)):
+        yield list(ids[start : start + size])
+
+
+# Sending -------------------------------------------------------------------------------------
+
+
+def message_id_for(delivery: Delivery) -> str:
+    """The same Message-ID on every attempt of a delivery, never reused by another one."""
+    stamp = delivery.created_at.strftime("%Y%m%d%H%M%S%f")
+    return f"<digest.{delivery.pk}.{stamp}@{list_id_domain()}>"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth trying again later: timeouts, connection errors, 429 and 5xx answers."""
+    if isinstance(error, AnymailRecipientsRefused | smtplib.SMTPRecipientsRefused):
+        return False
+    if isinstance(error, AnymailRequestsAPIError):
+        status = error.status_code
+        return status is None or status in (408, 429) or status >= 500
+    if isinstance(error, AnymailError):
+        return False
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    return isinstance(error, smtplib.SMTPException | OSError | requests.RequestException)
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with jitter: between half and all of base * 2^(attempts-1), capped."""
+    ceiling = min(
+        settings.DIGEST_RETRY_MAX_SECONDS,
+        settings.DIGEST_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0),
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _claim(delivery_id: int, now: datetime) -> bool:
+    stale = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT_SECONDS)
+    ready = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=1))
+    claimable = Q(status=Delivery.Status.PLANNED) & ready | Q(
+        status=Delivery.Status.SENDING, claimed_at__lt=stale
+    )
+    return bool(
+        Delivery.objects.filter(claimable, pk=delivery_id).update(
+            status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        )
+    )
+
+
+def _release(delivery: Delivery, claimed_at: datetime, **fields) -> bool:
+    """Update our own claim only: a claim taken over by another worker is no longer ours."""
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=claimed_at
+        ).update(**fields)
+    )
+
+
+def delivery_message(delivery: Delivery) -> EmailMessage:
+    items = list(delivery.items.select_related("paper").order_by("position"))
+    matches = [
+        Match(
+            paper_id=item.paper_id,
+            score=item.score,
+            pinned=item.pinned,
+            topic=item.topic,
+            matched_terms=tuple(item.matched_terms),
+            why=item.why,
+        )
+        for item in items
+    ]
+    return compose_digest(
+        delivery.subscriber,
+        matches,
+        period=delivery.period,
+        papers={item.paper_id: item.paper for item in items},
+        message_id=message_id_for(delivery),
+    )
+
+
+def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
+    """Claim, compose, send and record one delivery; does nothing if it is not ours to send."""
+    now = timezone.now()
+    if not _claim(delivery_id, now):
+        return SendResult(Outcome.NOT_CLAIMED)
+    delivery = Delivery.objects.select_related("subscriber").get(pk=delivery_id)
+    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+        reason = f"subscriber is {delivery.subscriber.status} now"
+        _release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
+        return SendResult(Outcome.SKIPPED, error=reason)
+    try:
+        message = delivery_message(delivery)
+        (connection or get_connection()).send_messages([message])
+    except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
+        return _record_failure(delivery, now, error)
+    status = getattr(message, "anymail_status", None)
+    esp_id = (getattr(status, "message_id", None) if status else None) or ""
+    if not _release(
+        delivery,
+        now,
+        status=Delivery.Status.SENT,
+        sent_at=timezone.now(),
+        message_id=message.extra_headers["Message-ID"],
+        esp_message_id=str(esp_id)[:255],
+        error="",
+    ):
+        logger.warning("delivery %s was taken over while it was being sent", delivery_id)
+    return SendResult(Outcome.SENT)
+
+
+def _record_failure(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
+    reason = f"{type(error).__name__}: {error}"[:2000]
+    if is_transient(error) and delivery.attempts < settings.DIGEST_MAX_ATTEMPTS:
+        delay = retry_delay(delivery.attempts)  # read after the claim counted this attempt
+        _release(
+            delivery,
+            claimed_at,
+            status=Delivery.Status.PLANNED,
+            error=reason,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        )
+        logger.info("delivery %s: transient error, retry in %.1fs: %s", delivery.pk, delay, reason)
+        return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
+    if not is_transient(error) and not isinstance(error, AnymailError | smtplib.SMTPException):
+        logger.exception("delivery %s failed", delivery.pk, exc_info=error)
+    _release(delivery, claimed_at, status=Delivery.Status.FAILED, error=reason)
+    return SendResult(Outcome.FAILED, error=reason)
+
+
+def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int, SendResult]:
+    """Send a chunk of deliveries through one ESP/SMTP connection, reopened after an error."""
+    connection = connection or get_connection()
+    results: dict[int, SendResult] = {}
+    try:
+        connection.open()
+        for delivery_id in delivery_ids:
+            result = results[delivery_id] = send_delivery(delivery_id, connection=connection)
+            if result.outcome in (Outcome.RETRY, Outcome.FAILED):
+                connection.close()  # a broken connection must not fail the rest of the chunk
+                connection.open()
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        # The connection could not be (re)opened: whatever was not tried yet is tried later.
+        for delivery_id in delivery_ids:
+            results.setdefault(delivery_id, SendResult(Outcome.RETRY, retry_delay(1), str(error)))
+    finally:
+        connection.close()
+    return results
+
+
+# One round in-process ------------------------------------------------------------------------
+
+
+def round_report(run: DigestRun) -> list[ReportRow]:
+    deliveries = (
+        Delivery.objects.filter(run=run)
+        .select_related("subscriber")
+        .annotate(paper_count=Count("items"))
+        .order_by("subscriber__email")
+    )
+    top_titles = dict(
+        DeliveredPaper.objects.filter(delivery__run=run, position=1).values_list(
+            "delivery_id", "paper__title"
+        )
+    )
+    return [
+        ReportRow(
+            email=delivery.subscriber.email,
+            status=delivery.status,
+            papers=delivery.paper_count,
+            top_title=top_titles.get(delivery.pk, ""),
+        )
+        for delivery in deliveries
+    ]
+
+
+def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
+    """Plan and send one round in this process. The returned run carries `report` (ReportRow
+    list). A dry run composes every digest but sends nothing and leaves no trace."""
+    if dry_run:
+        with transaction.atomic():
+            run = plan_deliveries(now)
+            planned = Delivery.objects.filter(run=run, status=Delivery.Status.PLANNED)
+            for delivery in planned.select_related("subscriber"):
+                delivery_message(delivery)
+            run.report = round_report(run)
+            transaction.set_rollback(True)
+        return run
+    run = plan_deliveries(now)
+    ids = queue_run(run)
+    for chunk in chunked(ids, settings.DIGEST_SEND_CHUNK):
+        send_deliveries(chunk)
+    refresh_runs()
+    run.refresh_from_db()
+    run.report = round_report(run)
+    return run

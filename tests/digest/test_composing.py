@@ -1,0 +1,187 @@
+from datetime import date, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from django.utils import timezone
+
+from digest import composing
+from digest.composing import compose_digest, cut_at_sentence, highlight
+from digest.matching import Match
+from digest.models import Paper
+from subscriptions.models import Subscriber
+
+pytestmark = pytest.mark.django_db
+
+PERIOD = date(2026, 3, 2)
+
+
+def make_paper(title: str, abstract: str = "", **fields) -> Paper:
+    now = timezone.now()
+    return Paper.objects.create(
+        title=title,
+        title_key=title.lower(),
+        abstract=abstract,
+        first_seen=now - timedelta(hours=1),
+        last_seen=now,
+        **fields,
+    )
+
+
+def make_subscriber(email: str = "reader@example.com", **fields) -> Subscriber:
+    fields.setdefault("topics", "mixture of experts\nquantization")
+    return Subscriber.objects.create(email=email, status=Subscriber.Status.ACTIVE, **fields)
+
+
+def match(paper: Paper, *terms: str, why: str = "Matches your topic", pinned=False) -> Match:
+    return Match(
+        paper_id=paper.pk, score=1.0, pinned=pinned, topic="t", matched_terms=terms, why=why
+    )
+
+
+def parsed(message):
+    return message_from_bytes(message.message().as_bytes(), policy=policy.default)
+
+
+def html_of(message) -> str:
+    return parsed(message).get_body(("html",)).get_content()
+
+
+def text_of(message) -> str:
+    return parsed(message).get_body(("plain",)).get_content()
+
+
+def test_digest_is_multipart_alternative_with_text_and_html():
+    paper = make_paper("Sparse Mixture of Experts", "We route tokens.")
+    email = parsed(compose_digest(make_subscriber(), [match(paper)], period=PERIOD))
+
+    assert email.get_content_type() == "multipart/alternative"
+    assert "Sparse Mixture of Experts" in email.get_body(("plain",)).get_content()
+    assert "Sparse Mixture of Experts" in email.get_body(("html",)).get_content()
+
+
+def test_subject_counts_the_papers_and_names_the_top_one():
+    first = make_paper("Experts All the Way Down")
+    second = make_paper("Quantization for Everyone")
+    email = parsed(compose_digest(make_subscriber(), [match(first), match(second)], period=PERIOD))
+
+    assert email["Subject"].strip() == "2 new papers for you: Experts All the Way Down"
+
+
+def test_title_with_markup_is_escaped_and_matched_words_highlighted():
+    paper = make_paper(
+        "<script>alert(1)</script> Routing",
+        "A <b>mixture of experts</b> model. Tom & Jerry use it.",
+    )
+    message = compose_digest(
+        make_subscriber(), [match(paper, "mixture of experts", "amp")], period=PERIOD
+    )
+    html = html_of(message)
+
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Routing" in html
+    assert "&lt;b&gt;<mark" in html and ">mixture of experts</mark>&lt;/b&gt;" in html
+    assert "Tom &amp; Jerry" in html  # "amp" is a matched word, never a piece of an entity
+    assert "<script>alert(1)</script> Routing" in text_of(message)
+
+
+def test_highlight_marks_whole_words_case_insensitively():
+    marked = highlight("Experts and expertsystem; EXPERTS.", ["experts"])
+
+    assert marked.count("<mark") == 2
+    assert "expertsystem" in marked and ">EXPERTS</mark>" in marked
+
+
+def test_abstract_is_cut_at_a_sentence_boundary():
+    sentences = [f"Sentence number {n} says something quite long about experts." for n in range(12)]
+    excerpt = cut_at_sentence(" ".join(sentences), limit=200)
+
+    assert excerpt.endswith("experts.")
+    assert 100 < len(excerpt) <= 200
+    assert excerpt.startswith("Sentence number 0")
+
+
+def test_title_links_to_arxiv_when_known_else_the_paper_page():
+    on_arxiv = make_paper("On arXiv", arxiv_id="2401.00001", url="https://example.org/a")
+    elsewhere = make_paper("Elsewhere", url="https://example.org/b")
+    html = html_of(
+        compose_digest(make_subscriber(), [match(on_arxiv), match(elsewhere)], period=PERIOD)
+    )
+
+    assert 'href="https://arxiv.org/abs/2401.00001"' in html
+    assert 'href="https://example.org/b"' in html
+
+
+def test_each_paper_shows_authors_upvotes_and_why(settings):
+    paper = make_paper("Experts", authors=["Ada Lovelace", "Alan Turing"], upvotes=42)
+    why = 'Matches your topic "mixture of experts": experts'
+    message = compose_digest(make_subscriber(), [match(paper, why=why)], period=PERIOD)
+
+    for body in (html_of(message), text_of(message)):
+        assert "Ada Lovelace, Alan Turing" in body
+        assert "42 upvotes" in body
+    assert "Why you got this:</strong> Matches your topic &quot;mixture of experts&quot;" in (
+        html_of(message)
+    )
+
+
+def test_headers_offer_one_click_unsubscribe_list_id_and_mailto(settings):
+    settings.LIST_UNSUBSCRIBE_MAILTO = "unsubscribe@example.com"
+    settings.SITE_URL = "https://paperboy.example.org"
+    paper = make_paper("Experts")
+    email = parsed(
+        compose_digest(
+            make_subscriber(), [match(paper)], period=PERIOD, message_id="<digest.1.x@example>"
+        )
+    )
+
+    one_click, mailto = (part.strip() for part in email["List-Unsubscribe"].split(","))
+    assert one_click.startswith("<https://paperboy.example.org/unsubscribe/")
+    assert one_click.endswith("/one-click/>")
+    assert mailto == "<mailto:unsubscribe@example.com?subject=unsubscribe>"
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert email["List-Id"].strip() == "Paperboy digest <digest.paperboy.example.org>"
+    assert email["Message-ID"].strip() == "<digest.1.x@example>"
+
+
+def test_html_has_preheader_dark_mode_meta_and_footer_links():
+    paper = make_paper("Experts Everywhere")
+    subscriber = make_subscriber()
+    html = html_of(compose_digest(subscriber, [match(paper)], period=PERIOD))
+
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert "display:none" in html and "Experts Everywhere." in html  # the preheader
+    assert "View in browser" in html and "/digest/" in html
+    assert "/preferences/" in html and "/unsubscribe/" in html
+    assert f"subscribed to Paperboy with {subscriber.email}" in html
+
+
+def test_pinned_paper_is_labelled_an_editors_pick():
+    paper = make_paper("Pinned Experts", pinned=True)
+    html = html_of(compose_digest(make_subscriber(), [match(paper, pinned=True)], period=PERIOD))
+
+    assert "Editor&#x27;s pick" in html or "Editor's pick" in html
+
+
+def test_paper_block_is_rendered_once_for_all_subscribers(monkeypatch):
+    papers = [make_paper(f"Paper {n}", "One sentence. Two sentences.") for n in range(3)]
+    calls = []
+    original = composing._render_block
+    monkeypatch.setattr(composing, "_blocks", {})
+    monkeypatch.setattr(
+        composing, "_render_block", lambda paper: calls.append(paper.pk) or original(paper)
+    )
+    for n in range(5):
+        subscriber = make_subscriber(f"reader{n}@example.com")
+        compose_digest(subscriber, [match(paper, "sentence") for paper in papers], period=PERIOD)
+
+    assert sorted(calls) == sorted(paper.pk for paper in papers)
+
+
+def test_edited_paper_gets_a_fresh_block():
+    paper = make_paper("Old Title")
+    compose_digest(make_subscriber(), [match(paper)], period=PERIOD)
+    paper.title = "New Title"
+    paper.save()
+
+    email = compose_digest(make_subscriber("other@example.com"), [match(paper)], period=PERIOD)
+    assert "New Title" in html_of(email)
