@@ -1,0 +1,86 @@
+"""Daily-papers JSON: a list of entries, each with a `paper` object holding `id` (the arXiv id),
+`title`, `summary`, `authors`, `upvotes` and `publishedAt`."""
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+from digest.ingest.records import TITLE_MAX_CHARS, PaperRecord, Rejection, clean_text
+
+_ARXIV_ID = re.compile(
+    r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?$"
+)
+
+
+class DailyJsonError(Exception):
+    """The document could not be read at all."""
+
+
+def load_daily_json(data: bytes) -> list[Any]:
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DailyJsonError(f"not valid JSON: {error}") from error
+    if isinstance(document, dict) and isinstance(document.get("papers"), list):
+        document = document["papers"]
+    if not isinstance(document, list):
+        raise DailyJsonError("expected a JSON list of daily-papers entries")
+    return document
+
+
+def parse_daily_json(entries: list[Any]) -> Iterator[PaperRecord | Rejection]:
+    for number, entry in enumerate(entries, start=1):
+        where = f"entry {number}"
+        paper = entry.get("paper", entry) if isinstance(entry, dict) else None
+        if not isinstance(paper, dict):
+            yield Rejection(where, "entry is not an object with a paper")
+            continue
+        title = clean_text(str(paper.get("title") or entry.get("title") or ""))[:TITLE_MAX_CHARS]
+        if not title:
+            yield Rejection(where, "paper without a title")
+            continue
+        arxiv_id, version = _arxiv_id(paper.get("id"))
+        authors = _authors(paper.get("authors"))
+        yield PaperRecord(
+            title=title,
+            abstract=clean_text(str(paper.get("summary") or entry.get("summary") or "")),
+            where=where,
+            authors=authors,
+            author_count=len(authors) or None,
+            arxiv_id=arxiv_id,
+            arxiv_version=version,
+            url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "",
+            pdf_url=f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else "",
+            published_on=_date(paper.get("publishedAt") or entry.get("publishedAt")),
+            upvotes=_count(paper.get("upvotes")),
+        )
+
+
+def _arxiv_id(value: Any) -> tuple[str | None, int | None]:
+    match = _ARXIV_ID.match(str(value or "").strip())
+    if not match:
+        return None, None
+    return match["id"], int(match["v"]) if match["v"] else None
+
+
+def _authors(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    names = (author.get("name") if isinstance(author, dict) else author for author in value)
+    return [clean_text(str(name)) for name in names if name and clean_text(str(name))]
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,52 @@
+"""What every parser yields: a paper record it read, or a rejection saying where and why."""
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+
+TITLE_MAX_CHARS = 1000  # Paper.title's max_length
+
+
+@dataclass
+class PaperRecord:
+    title: str
+    abstract: str = ""
+    where: str = ""  # "line 12" or "entry 3": where the record starts in its input
+    authors: list[str] = field(default_factory=list)
+    author_count: int | None = None
+    arxiv_id: str | None = None
+    arxiv_version: int | None = None
+    url: str = ""
+    pdf_url: str = ""
+    published_on: date | None = None
+    upvotes: int = 0
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def title_key(self) -> str:
+        return title_key(self.title)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    where: str
+    why: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"where": self.where, "why": self.why}
+
+
+def title_key(title: str) -> str:
+    """The deduplication key of a title: accents, case, punctuation and spacing do not count."""
+    decomposed = unicodedata.normalize("NFKD", title).casefold()
+    letters = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(re.findall(r"\w+", letters))[:TITLE_MAX_CHARS]
+
+
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+def clean_text(text: str) -> str:
+    """One line of plain text: no control or zero-width characters, single spaces."""
+    return " ".join(_INVISIBLE.sub(" ", text).split())

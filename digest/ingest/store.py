@@ -1,0 +1,209 @@
+"""Writing parsed records as Paper rows: one bulk select, one bulk insert and a few bulk updates
+per batch, all in one transaction, whatever the batch size.
+
+A record is the paper already stored under its arXiv id, else under its title key, else a new
+paper. Merging never touches hidden, pinned or any field an editor changed (`edited_fields`);
+upvotes keep the highest seen; a newer arXiv version refreshes title, abstract and authors; a
+dump's truncated abstract never replaces a longer one. `seen_in` holds the fingerprints of the
+inputs a paper appeared in, so ingesting the same input again changes nothing.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from digest.ingest.records import PaperRecord
+from digest.models import Paper
+
+
+@dataclass
+class StoreCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: "StoreCounts") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+def store_papers(
+    records: Sequence[PaperRecord], *, fingerprint: str, source_format: str, now: datetime
+) -> StoreCounts:
+    """Create or merge the records, atomically. Two records for the same paper in one batch are
+    written in successive rounds, exactly as if they had come in separate batches."""
+    counts = StoreCounts()
+    pending = list(records)
+    with transaction.atomic():
+        while pending:
+            existing = _existing_papers(pending)
+            this_round, pending = _one_record_per_paper(pending, existing)
+            counts.add(
+                _store_round(
+                    this_round,
+                    existing,
+                    fingerprint=fingerprint,
+                    source_format=source_format,
+                    now=now,
+                )
+            )
+    return counts
+
+
+@dataclass
+class _Existing:
+    by_arxiv_id: dict[str, Paper]
+    by_title_key: dict[str, Paper]
+
+    def find(self, record: PaperRecord) -> Paper | None:
+        if record.arxiv_id and record.arxiv_id in self.by_arxiv_id:
+            return self.by_arxiv_id[record.arxiv_id]
+        return self.by_title_key.get(record.title_key)
+
+
+def _existing_papers(records: Sequence[PaperRecord]) -> _Existing:
+    keys = {record.title_key for record in records}
+    arxiv_ids = {record.arxiv_id for record in records if record.arxiv_id}
+    condition = Q(title_key__in=keys)
+    if arxiv_ids:
+        condition |= Q(arxiv_id__in=arxiv_ids)
+    # Locked for the batch, so an editor's save cannot land between our read and our write.
+    papers = list(Paper.objects.select_for_update().filter(condition))
+    return _Existing(
+        by_arxiv_id={paper.arxiv_id: paper for paper in papers if paper.arxiv_id},
+        by_title_key={paper.title_key: paper for paper in papers},
+    )
+
+
+def _one_record_per_paper(
+    records: list[PaperRecord], existing: _Existing
+) -> tuple[list[tuple[PaperRecord, Paper | None]], list[PaperRecord]]:
+    claimed: set[tuple[str, object]] = set()
+    this_round: list[tuple[PaperRecord, Paper | None]] = []
+    later: list[PaperRecord] = []
+    for record in records:
+        paper = existing.find(record)
+        claims = {("key", record.title_key)}
+        if record.arxiv_id:
+            claims.add(("arxiv", record.arxiv_id))
+        if paper is not None:
+            claims.add(("paper", paper.pk))
+        if claims & claimed:
+            later.append(record)
+        else:
+            claimed |= claims
+            this_round.append((record, paper))
+    return this_round, later
+
+
+def _store_round(
+    pairs: list[tuple[PaperRecord, Paper | None]],
+    existing: _Existing,
+    *,
+    fingerprint: str,
+    source_format: str,
+    now: datetime,
+) -> StoreCounts:
+    counts = StoreCounts()
+    new_papers: list[Paper] = []
+    changed_by_fields: dict[frozenset[str], list[Paper]] = {}
+    for record, paper in pairs:
+        if paper is None:
+            new_papers.append(_new_paper(record, fingerprint, source_format, now))
+            continue
+        key_owner = existing.by_title_key.get(record.title_key)
+        changed = _merge(
+            paper, record, fingerprint, source_format, now, key_free=key_owner in (None, paper)
+        )
+        if changed:
+            changed_by_fields.setdefault(frozenset(changed), []).append(paper)
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+    Paper.objects.bulk_create(new_papers, batch_size=500)
+    counts.created = len(new_papers)
+    for fields, papers in changed_by_fields.items():
+        Paper.objects.bulk_update(papers, sorted(fields), batch_size=500)
+    return counts
+
+
+def _new_paper(record: PaperRecord, fingerprint: str, source_format: str, now: datetime) -> Paper:
+    return Paper(
+        title=record.title,
+        title_key=record.title_key,
+        abstract=record.abstract,
+        authors=record.authors,
+        author_count=len(record.authors) or record.author_count,
+        arxiv_id=record.arxiv_id,
+        arxiv_version=record.arxiv_version,
+        url=record.url,
+        pdf_url=record.pdf_url,
+        published_on=record.published_on,
+        upvotes=record.upvotes,
+        categories=record.categories,
+        sources=[source_format],
+        seen_in=[fingerprint],
+        seen_count=1,
+        first_seen=now,
+        last_seen=now,
+    )
+
+
+def _merge(
+    paper: Paper,
+    record: PaperRecord,
+    fingerprint: str,
+    source_format: str,
+    now: datetime,
+    *,
+    key_free: bool,
+) -> set[str]:
+    """Merge the record into the paper in memory; the names of the fields that changed."""
+    changed: set[str] = set()
+    edited = set(paper.edited_fields or [])
+
+    def put(name: str, value: object) -> None:
+        if name not in edited and getattr(paper, name) != value:
+            setattr(paper, name, value)
+            changed.add(name)
+
+    same_arxiv_paper = record.arxiv_id is not None and paper.arxiv_id in (None, record.arxiv_id)
+    newer = same_arxiv_paper and (record.arxiv_version or 0) > (paper.arxiv_version or 0)
+    if same_arxiv_paper and paper.arxiv_id is None:
+        put("arxiv_id", record.arxiv_id)
+    if newer:
+        put("arxiv_version", record.arxiv_version)
+        # A revised title keeps its row; its new key must not be another paper's.
+        if key_free and "title" not in edited and record.title != paper.title:
+            put("title", record.title)
+            put("title_key", record.title_key)
+    if record.abstract and (newer or len(record.abstract) > len(paper.abstract)):
+        put("abstract", record.abstract)
+    if record.authors and (newer or not paper.authors):
+        put("authors", record.authors)
+    author_count = len(record.authors) or record.author_count
+    if author_count and (newer or paper.author_count is None):
+        put("author_count", author_count)
+    if record.url and not paper.url:
+        put("url", record.url)
+    if record.pdf_url and not paper.pdf_url:
+        put("pdf_url", record.pdf_url)
+    if record.published_on and paper.published_on is None:
+        put("published_on", record.published_on)
+    if record.upvotes > paper.upvotes:
+        put("upvotes", record.upvotes)
+    new_categories = [name for name in record.categories if name not in paper.categories]
+    if new_categories:
+        put("categories", [*paper.categories, *new_categories])
+    if source_format not in paper.sources:
+        put("sources", [*paper.sources, source_format])
+    if fingerprint not in paper.seen_in:
+        paper.seen_in = [*paper.seen_in, fingerprint]
+        paper.seen_count += 1
+        paper.last_seen = now
+        changed |= {"seen_in", "seen_count", "last_seen"}
+    return changed

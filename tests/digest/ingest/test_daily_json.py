@@ -1,0 +1,87 @@
+import json
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from digest.ingest import ingest
+from digest.ingest.daily_json import DailyJsonError, load_daily_json, parse_daily_json
+from digest.ingest.records import Rejection
+from digest.models import FeedState, IngestRun, Paper
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_entries_give_id_authors_upvotes_and_date_and_bad_entries_are_reported():
+    items = list(parse_daily_json(load_daily_json((FIXTURES / "daily-papers.json").read_bytes())))
+    moe, tiny, untitled, not_an_entry = items
+    assert (moe.arxiv_id, moe.title, moe.upvotes) == (
+        "2401.11111",
+        "Sparse Mixture of Experts Routing at Scale",
+        42,
+    )
+    assert (moe.authors, moe.published_on) == (["Ada Lovelace", "Alan Turing"], date(2024, 1, 21))
+    assert moe.url == "https://arxiv.org/abs/2401.11111"
+    assert tiny.abstract == "A small network reasons recursively."
+    assert untitled == Rejection("entry 3", "paper without a title")
+    assert not_an_entry == Rejection("entry 4", "entry is not an object with a paper")
+
+
+def test_a_document_that_is_not_a_list_of_entries_cannot_be_read():
+    with pytest.raises(DailyJsonError, match="expected a JSON list"):
+        load_daily_json(b'{"hello": 1}')
+
+
+@pytest.mark.django_db
+def test_daily_json_file_is_detected_and_ingested(tmp_path):
+    run = ingest(str(FIXTURES / "daily-papers.json"))
+    assert (run.format, run.records, run.created, run.rejected_count) == ("daily-json", 2, 2, 2)
+    assert Paper.objects.get(arxiv_id="2401.33333").upvotes == 7
+
+
+@pytest.mark.django_db
+def test_invalid_json_fails_with_the_reason(tmp_path):
+    path = tmp_path / "papers.json"
+    path.write_text('[{"paper": {"id": "1"}')
+    run = ingest(str(path))
+    assert run.status == IngestRun.Status.FAILED
+    assert run.error.startswith("not valid JSON: ")
+
+
+@pytest.mark.django_db
+def test_daily_json_url_is_fetched_with_a_conditional_request():
+    body = (FIXTURES / "daily-papers.json").read_bytes()
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("If-None-Match"))
+            if self.headers.get("If-None-Match") == '"v1"':
+                self.send_response(304)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/api/daily_papers.json"
+    try:
+        first, second = ingest(url), ingest(url)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (first.format, first.created) == ("daily-json", 2)
+    assert (second.records, second.note) == (0, "not modified since the last poll")
+    assert seen == [None, '"v1"']
+    assert FeedState.objects.get(url=url).etag == '"v1"'
+    assert (
+        json.loads(body)[0]["paper"]["upvotes"] == Paper.objects.get(arxiv_id="2401.11111").upvotes
+    )

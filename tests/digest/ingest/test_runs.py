@@ -1,0 +1,169 @@
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from django.db import IntegrityError
+
+from digest.ingest import ingest, ingest_sources
+from digest.ingest.daily_text import parse_daily_text
+from digest.ingest.records import PaperRecord
+from digest.models import IngestRun, Paper
+
+pytestmark = pytest.mark.django_db
+
+DUMPS = Path(__file__).resolve().parents[3] / "samples" / "dumps"
+ABSTRACT = "We study a problem and find a solution that works well in practice. " * 6
+
+
+def dump(*titles: str) -> str:
+    return "".join(f"{title}\n{ABSTRACT}\n" for title in titles)
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "dump.txt") -> str:
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return str(path)
+
+
+def test_the_sample_dumps_give_456_papers_and_a_finished_run_each():
+    runs = ingest_sources([str(DUMPS / "*.txt")])
+    assert [run.status for run in runs] == [IngestRun.Status.SUCCEEDED] * 5
+    assert all(run.finished_at and run.format == "daily-text" for run in runs)
+    assert sum(run.records for run in runs) == 555
+    assert sum(run.created for run in runs) == Paper.objects.count() == 456
+    assert sum(run.created + run.updated + run.unchanged for run in runs) == 555
+    assert Paper.objects.filter(author_count__isnull=False).count() == 33
+
+
+def test_same_dump_twice_creates_no_new_papers_and_reports_everything_unchanged():
+    ingest_sources([str(DUMPS / "*.txt")])
+    seen = dict(Paper.objects.values_list("title_key", "seen_count"))
+    runs = ingest_sources([str(DUMPS / "*.txt")])
+    assert [(run.created, run.updated) for run in runs] == [(0, 0)] * 5
+    assert sum(run.unchanged for run in runs) == 555
+    assert dict(Paper.objects.values_list("title_key", "seen_count")) == seen
+    assert max(seen.values()) > 1  # papers in several dumps were counted once per dump
+
+
+def test_empty_file_fails_with_a_clear_reason(tmp_path):
+    run = ingest(write(tmp_path, ""))
+    assert (run.status, run.error) == (IngestRun.Status.FAILED, "the input is empty")
+
+
+def test_whitespace_only_file_counts_as_empty(tmp_path):
+    assert ingest(write(tmp_path, "\n  \r\n\n")).error == "the input is empty"
+
+
+def test_binary_file_fails_as_not_text(tmp_path):
+    run = ingest(write(tmp_path, bytes(range(256)) * 10, "image.png"))
+    assert run.status == IngestRun.Status.FAILED
+    assert run.error == "not text: the input looks like binary data"
+    assert Paper.objects.count() == 0
+
+
+def test_missing_file_fails_with_its_name(tmp_path):
+    run = ingest(str(tmp_path / "nope.txt"))
+    assert run.error == f"no such file: {tmp_path / 'nope.txt'}"
+
+
+def test_glob_matching_nothing_is_a_failed_run_not_silence(tmp_path):
+    [run] = ingest_sources([str(tmp_path / "*.txt")])
+    assert (run.status, run.error) == (IngestRun.Status.FAILED, "no file matches this pattern")
+
+
+def test_latin1_dump_is_decoded(tmp_path):
+    run = ingest(write(tmp_path, dump("Déjà Vu in Résumé Parsing").encode("latin-1")))
+    assert run.records == 1
+    assert Paper.objects.get().title == "Déjà Vu in Résumé Parsing"
+
+
+def test_utf8_bom_is_not_part_of_the_first_title(tmp_path):
+    ingest(write(tmp_path, "\ufeff" + dump("First Title", "Second Title")))
+    assert sorted(Paper.objects.values_list("title", flat=True)) == ["First Title", "Second Title"]
+
+
+def test_crlf_line_ends_leave_no_carriage_returns(tmp_path):
+    run = ingest(write(tmp_path, dump("First Title", "Second Title").replace("\n", "\r\n")))
+    assert run.records == 2
+    assert not Paper.objects.filter(title__contains="\r").exists()
+    assert not Paper.objects.filter(abstract__contains="\r").exists()
+
+
+def test_unpaired_lines_are_recorded_and_the_good_records_beside_them_kept(tmp_path):
+    content = (
+        dump("Good Paper One")
+        + "A Title Whose Abstract Went Missing\n"
+        + dump("Good Paper Two")
+        + "Truncated Last Title\n"
+    )
+    run = ingest(write(tmp_path, content))
+    assert run.status == IngestRun.Status.SUCCEEDED
+    assert (run.records, run.created, run.rejected_count) == (2, 2, 2)
+    assert run.rejected == [
+        {"where": "line 3", "why": "title with no abstract (another title follows)"},
+        {"where": "line 6", "why": "title with no abstract at the end (truncated dump?)"},
+    ]
+    assert sorted(Paper.objects.values_list("title", flat=True)) == [
+        "Good Paper One",
+        "Good Paper Two",
+    ]
+
+
+def test_html_in_a_title_is_stored_as_text_and_escaped_in_the_admin(tmp_path, admin_client):
+    ingest(write(tmp_path, dump("<script>alert('x')</script> Attention")))
+    assert Paper.objects.get().title == "<script>alert('x')</script> Attention"
+    page = admin_client.get("/admin/digest/paper/").content.decode()
+    assert "&lt;script&gt;alert(" in page
+    assert "<script>alert(" not in page
+
+
+def test_the_parser_streams_an_endless_dump():
+    def endless():
+        number = 0
+        while True:
+            number += 1
+            yield f"Paper {number}"
+            yield ABSTRACT
+
+    first = list(islice(parse_daily_text(endless()), 3))
+    assert [item.title for item in first] == ["Paper 1", "Paper 2", "Paper 3"]
+
+
+def test_a_dump_is_written_in_batches_as_it_is_read(tmp_path):
+    seen = []
+    path = write(tmp_path, dump(*(f"Paper {n}" for n in range(25))))
+    run = ingest(path, batch_size=10, progress=lambda run, at, size: seen.append((run.records, at)))
+    assert [records for records, _ in seen] == [10, 20, 25]
+    assert seen[0][1] < seen[1][1] <= Path(path).stat().st_size
+    assert run.created == 25
+
+
+def test_a_crash_mid_file_keeps_committed_batches_whole_and_marks_the_run_failed(
+    tmp_path, monkeypatch
+):
+    real_bulk_create = Paper.objects.bulk_create
+    calls = []
+
+    def bulk_create_then_crash_on_the_second_batch(papers, **kwargs):
+        calls.append(len(papers))
+        created = real_bulk_create(papers, **kwargs)  # written inside the batch's transaction
+        if len(calls) == 2:
+            raise IntegrityError("disk on fire")
+        return created
+
+    monkeypatch.setattr(Paper.objects, "bulk_create", bulk_create_then_crash_on_the_second_batch)
+    run = ingest(write(tmp_path, dump(*(f"Paper {n}" for n in range(25)))), batch_size=10)
+    assert run.status == IngestRun.Status.FAILED
+    assert run.error == "IntegrityError: disk on fire"
+    assert run.finished_at is not None
+    assert (run.records, run.created) == (10, 10)
+    assert sorted(Paper.objects.values_list("title", flat=True)) == sorted(
+        f"Paper {n}" for n in range(10)
+    )
+
+
+def test_records_are_plain_data():
+    assert PaperRecord("A Title").title_key == "a title"
