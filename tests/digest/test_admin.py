@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from config.celery import app as celery_app
 from digest import composing
 from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
 from subscriptions.models import Subscriber
@@ -18,6 +19,12 @@ from tests.conftest import read_outbox
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
+
+
+@pytest.fixture
+def tasks_in_process(monkeypatch):
+    """Run Celery tasks inside the request, as without a broker, to see what they did."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
 
 
 def make_paper(title: str, **fields) -> Paper:
@@ -286,7 +293,7 @@ def test_ingest_run_shows_its_counts_and_every_rejected_record(admin_client):
 
 
 def test_run_an_ingest_now_button_starts_an_ingest_of_the_configured_sources(
-    admin_client, settings
+    admin_client, tasks_in_process, settings
 ):
     settings.DIGEST_SOURCES = [str(SAMPLE_DUMP)]
     listing = admin_client.get(reverse("admin:digest_ingestrun_changelist"))
@@ -392,7 +399,7 @@ def test_deliveries_filter_by_status_and_date(admin_client):
     assert {d.subscriber.email for d in recent.context["cl"].result_list} == {"failed@example.com"}
 
 
-def test_retry_failed_deliveries_sends_them_once(admin_client, outbox):
+def test_retry_failed_deliveries_sends_them_once(admin_client, tasks_in_process, outbox):
     paper = make_paper("Sparse Mixture of Experts", abstract="Routing tokens to experts.")
     active = {"status": Subscriber.Status.ACTIVE, "topics": "mixture of experts"}
     failed = make_delivery(
@@ -415,7 +422,7 @@ def test_retry_failed_deliveries_sends_them_once(admin_client, outbox):
     assert failed.error == ""
 
 
-def test_retry_the_failed_deliveries_of_a_run(admin_client, outbox):
+def test_retry_the_failed_deliveries_of_a_run(admin_client, tasks_in_process, outbox):
     paper = make_paper("Sparse Mixture of Experts")
     active = {"status": Subscriber.Status.ACTIVE, "topics": "mixture of experts"}
     run = make_run(

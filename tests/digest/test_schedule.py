@@ -39,6 +39,7 @@ def edit_ingest_hour(admin_client, hour: str) -> None:
     assert response.status_code == 302
 
 
+@pytest.mark.django_db(transaction=True)  # beat closes connections it finds inside a transaction
 def test_an_edited_entry_survives_beat_starting(admin_client):
     edit_ingest_hour(admin_client, "6")
     PeriodicTask.objects.filter(name="plan-deliveries").update(enabled=False)
