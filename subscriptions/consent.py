@@ -51,12 +51,13 @@ def sign_up(request: SignUp) -> None:
     subscriber = Subscriber.objects.with_email(request.email).first()
     if subscriber is None:
         subscriber = _create_pending(request)
-        if subscriber is None:
-            return  # a concurrent sign-up for the same address won the race and sends the email
-    elif subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+        if subscriber is not None:  # else a concurrent sign-up won the race and sends the email
+            _email_confirmation(subscriber)
+        return
+    if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
         _send_existing(subscriber)  # an email, not a change
         return
-    elif subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
+    if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
         for name, value in request.preferences.items():
             setattr(subscriber, name, value)
         subscriber.status = Subscriber.Status.PENDING
@@ -67,7 +68,10 @@ def sign_up(request: SignUp) -> None:
 
 
 def _create_pending(request: SignUp) -> Subscriber | None:
-    subscriber = Subscriber(email=request.email, **request.preferences)
+    """The new row claims the first confirmation email's slot as it is inserted."""
+    subscriber = Subscriber(
+        email=request.email, confirmation_sent_at=timezone.now(), **request.preferences
+    )
     _record_consent(subscriber, request)
     try:
         with transaction.atomic():
@@ -103,6 +107,11 @@ def send_confirmation(subscriber: Subscriber) -> bool:
     """Email the signed confirmation link; False when one went to this address within the hour."""
     if not _claim_email_slot(subscriber):
         return False
+    _email_confirmation(subscriber)
+    return True
+
+
+def _email_confirmation(subscriber: Subscriber) -> None:
     send_email(
         "confirm",
         subscriber.email,
@@ -112,7 +121,6 @@ def send_confirmation(subscriber: Subscriber) -> bool:
             "lifetime_days": links.LIFETIMES["confirm"].days,
         },
     )
-    return True
 
 
 def _send_existing(subscriber: Subscriber) -> bool:

@@ -46,6 +46,29 @@ class TimeZoneSelect(forms.Select):
         return mark_safe(f"<select{flatatt(final_attrs)}>{options}</select>")
 
 
+class TimeZoneField(forms.CharField):
+    """A choice among the IANA zones, without ChoiceField's per-form deep copy of ~600 choices."""
+
+    widget = TimeZoneSelect
+    default_error_messages = {
+        "invalid_choice": "Select a valid choice. %(value)s is not one of the available choices."
+    }
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if value and value not in _time_zone_set():
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": value},
+            )
+
+
+@functools.cache
+def _time_zone_set() -> frozenset[str]:
+    return frozenset(time_zone_names())
+
+
 def clean_topic_lines(text: str) -> str:
     """One keyword or phrase per line, at most Subscriber.MAX_TOPICS, at least one that is not an
     exclusion ('-word'); blank and repeated lines are dropped."""
@@ -98,11 +121,7 @@ class PreferenceFields(forms.Form):
     send_hour = forms.TypedChoiceField(
         choices=HOUR_CHOICES, coerce=int, initial=7, label="Send at (local time)"
     )
-    time_zone = forms.ChoiceField(
-        choices=[(name, name) for name in time_zone_names()],
-        initial="UTC",
-        widget=TimeZoneSelect,
-    )
+    time_zone = TimeZoneField(initial="UTC")
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")

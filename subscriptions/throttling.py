@@ -4,7 +4,8 @@ same count."""
 import hashlib
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
 HOUR = 60 * 60
@@ -13,14 +14,33 @@ HOUR = 60 * 60
 def allow(scope: str, key: str, *, limit: int, window: int = HOUR) -> bool:
     """Count one hit for `key` in `scope`; False once more than `limit` hits fall in the window."""
     digest = hashlib.sha256(key.lower().encode()).hexdigest()[:24]  # no address in the cache
-    cache_key = f"throttle:{scope}:{digest}"
-    cache.add(cache_key, 0, timeout=window)
+    return _count(f"throttle:{scope}:{digest}", window) <= limit
+
+
+def _redis_client(backend: RedisCache):
+    """One client per cache connection (Django's cache builds a new one for every call)."""
+    client = getattr(backend, "_throttling_client", None)
+    if client is None:
+        client = backend._cache.get_client(write=True)
+        backend._throttling_client = client
+    return client
+
+
+def _count(cache_key: str, window: int) -> int:
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # One round trip: open the window if it is not open yet, then count this hit.
+        key = backend.make_and_validate_key(cache_key)
+        pipeline = _redis_client(backend).pipeline(transaction=False)
+        pipeline.set(key, 0, ex=window, nx=True)
+        pipeline.incr(key)
+        return pipeline.execute()[1]
+    backend.add(cache_key, 0, timeout=window)
     try:
-        count = cache.incr(cache_key)
+        return backend.incr(cache_key)
     except ValueError:  # expired between add and incr: this hit opens a new window
-        cache.set(cache_key, 1, timeout=window)
-        count = 1
-    return count <= limit
+        backend.set(cache_key, 1, timeout=window)
+        return 1
 
 
 def client_ip(request: HttpRequest) -> str:

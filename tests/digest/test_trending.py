@@ -7,10 +7,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from digest.home_page import CSRF_PLACEHOLDER, forget_home_page
 from digest.models import Paper
 from digest.trending import trending_papers
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_home_page():
+    forget_home_page()
 
 
 def paper(title: str, *, upvotes: int = 0, days_ago: int = 0, **fields) -> Paper:
@@ -74,11 +80,25 @@ def test_home_page_costs_at_most_one_query_and_none_once_cached(client):
 
     with CaptureQueriesContext(connection) as first:
         client.get("/")
+    forget_home_page()  # another web process: the papers come from the shared cache
     with CaptureQueriesContext(connection) as second:
-        client.get("/")
+        page = client.get("/")
 
     assert len(first) == 1
     assert len(second) == 0
+    assert "Cached paper" in page.content.decode()
+
+
+def test_each_visitor_gets_their_own_csrf_token_in_the_cached_page():
+    from django.test import Client
+
+    pages = [Client().get("/") for _ in range(2)]
+
+    tokens = [page.cookies["csrftoken"].value for page in pages]
+    assert tokens[0] != tokens[1]
+    for page in pages:
+        assert 'name="csrfmiddlewaretoken" value="' in page.content.decode()
+        assert CSRF_PLACEHOLDER not in page.content.decode()
 
 
 def test_home_page_says_so_when_there_are_no_papers_yet(client):

@@ -1,0 +1,48 @@
+"""The home page's HTML. It is the same for every visitor except the CSRF token, so it is rendered
+once per process every few seconds with a placeholder for the token; the papers in it come from
+the shared cache, so the database sees one query a minute however busy the page is."""
+
+import threading
+import time
+
+from django.core.cache import cache
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+
+from digest.trending import trending_papers
+from subscriptions.forms import blank_sign_up_fields
+
+TRENDING_CACHE_KEY = "home:trending-html"
+TRENDING_CACHE_SECONDS = 60
+PAGE_SECONDS = 5
+CSRF_PLACEHOLDER = "csrf-token-placeholder-7f3a9c"
+
+_page = threading.local()
+
+
+def trending_html() -> str:
+    html = cache.get(TRENDING_CACHE_KEY)
+    if html is None:
+        html = render_to_string("pages/_trending.html", {"papers": trending_papers()})
+        cache.set(TRENDING_CACHE_KEY, html, TRENDING_CACHE_SECONDS)
+    return html
+
+
+def home_page_html(csrf_token: str) -> str:
+    now = time.monotonic()
+    if getattr(_page, "expires", 0.0) <= now:
+        _page.html = render_to_string(
+            "pages/home.html",
+            {
+                "trending": mark_safe(trending_html()),
+                "sign_up_fields": blank_sign_up_fields(),
+                "csrf_token": CSRF_PLACEHOLDER,
+            },
+        )
+        _page.expires = now + PAGE_SECONDS
+    return _page.html.replace(CSRF_PLACEHOLDER, csrf_token, 1)
+
+
+def forget_home_page() -> None:
+    """Drop this thread's rendered copy (tests that change papers between requests)."""
+    _page.expires = 0.0
