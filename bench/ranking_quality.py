@@ -98,14 +98,14 @@ def paperboy_ranker(titles: Sequence[str], abstracts: Sequence[str], upvotes: Se
 
     def ranker(query: str, limit: int = 10) -> list[int]:
         topics, exclusions = parse_topic_lines(query.replace(";", "\n").splitlines())
-        (ranked,) = rank(
+        picks = rank(
             index,
             [Interest(topics, exclusions, limit)],
             upvotes=upvotes,
             seen_counts=[1] * len(titles),
             pinned=[False] * len(titles),
         )
-        return [pick.paper for pick in ranked]
+        return picks.papers.tolist()
 
     return ranker
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from django.db.models import Max
@@ -31,10 +33,11 @@ TITLE_WEIGHT = 2.5  # a word in the title counts as this many in the abstract
 PHRASE_WEIGHT = 2.0  # weight of each adjacent pair of a topic, relative to its words' mean idf
 COVERAGE_POWER = 1.0  # soft AND: relevance × (share of the topic's words present) ** power
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
-RELEVANCE_THRESHOLD = 0.3  # below this (0..1) a paper is not sent
+RELEVANCE_THRESHOLD = 0.2  # below this (0..1) a paper is not sent
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
 FIRST_DIGEST_WINDOW = timedelta(days=7)
-SUBSCRIBER_CHUNK = 2048  # subscribers scored together in one dense block
+SUBSCRIBER_CHUNK = 4096  # subscribers scored together in one dense block
+TOPIC_CHUNK = 4096  # distinct topic lines scored together
 QUERY_CHUNK = 5000  # ids per IN (...) clause
 MAX_MATCHED_TERMS = 6
 
@@ -44,7 +47,9 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 KEEP_WHOLE = frozenset({"embed", "embeds", "speed", "speeds", "seed", "seeds", "need", "feed"})
 TOKEN = re.compile(r"[A-Za-z0-9]+|[.,;:!?()\[\]{}\"]")
 ACRONYM = re.compile(r"^(?=(?:.*[A-Z]){2})[A-Za-z][A-Za-z0-9]{1,9}$")
-OPEN, CLOSE = "(", ")"
+PARENTHESIS = re.compile(r"\(([^()]{1,80})\)")
+PUNCTUATION = re.compile(r"[.,;:!?()\[\]{}\"]")
+WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,7 @@ def stem(word: str) -> str:
     return w
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     stem: str
     start: int
     end: int
@@ -112,6 +116,7 @@ def analyze(text: str) -> list[Token]:
     return tokens
 
 
+@lru_cache(maxsize=200_000)
 def topic_stems(topic: str) -> tuple[str, ...]:
     return tuple(token.stem for token in analyze(topic))
 
@@ -157,7 +162,6 @@ def _acronym_letters(word: str) -> str | None:
 def find_acronyms(text: str) -> dict[str, tuple[str, ...]]:
     """Acronyms the text defines, "Mixture-of-Experts (MoE)" or "MoE (mixture of experts)":
     {acronym stem: stems of its long form}."""
-    words = [found.group() for found in TOKEN.finditer(text)]
     acronyms: dict[str, tuple[str, ...]] = {}
 
     def define(acronym: str, long_form: Sequence[str]) -> None:
@@ -165,64 +169,70 @@ def find_acronyms(text: str) -> dict[str, tuple[str, ...]]:
         if len(stems) > 1:
             acronyms[stem(acronym)] = stems
 
-    for i, word in enumerate(words):
-        if word != OPEN or CLOSE not in words[i + 1 : i + 12]:
-            continue
-        inside = words[i + 1 : words.index(CLOSE, i + 1)]
+    for group in PARENTHESIS.finditer(text):
+        inside = TOKEN.findall(group.group(1))
+        before = TOKEN.findall(text[max(0, group.start() - 120) : group.start()])
         if len(inside) == 1 and (letters := _acronym_letters(inside[0])):
-            before: list[str] = []
-            for earlier in reversed(words[max(0, i - len(letters) - 3) : i]):
+            words: list[str] = []
+            for earlier in reversed(before[-(len(letters) + 3) :]):
                 if not earlier[0].isalnum():
                     break
-                before.insert(0, earlier)
-            for size in range(1, len(before) + 1):
-                long_form = before[-size:]
+                words.insert(0, earlier)
+            for size in range(1, len(words) + 1):
+                long_form = words[-size:]
                 if long_form[0].lower() not in STOPWORDS and _spells(letters, long_form):
                     define(inside[0], long_form)
                     break
         elif (
             len(inside) > 1
-            and i > 0
-            and (letters := _acronym_letters(words[i - 1]))
+            and before
+            and (letters := _acronym_letters(before[-1]))
             and inside[0].lower() not in STOPWORDS
             and _spells(letters, inside)
         ):
-            define(words[i - 1], inside)
+            define(before[-1], inside)
     return acronyms
 
 
 # --- papers --------------------------------------------------------------------------------------
 
 
-def _pairs(tokens: Sequence[Token]) -> list[str]:
-    return [
-        f"{a.stem} {b.stem}"
-        for a, b in zip(tokens, tokens[1:], strict=False)
-        if a.segment == b.segment
-    ]
+def segment_stems(text: str) -> list[list[str]]:
+    """The stems of `text`'s content words, in runs between punctuation (phrases never cross it).
+    The fast path for indexing; `analyze` gives the same stems with positions."""
+    runs = []
+    for segment in PUNCTUATION.split(text.lower()):
+        stems = [stem(w) for w in WORD.findall(segment) if w not in STOPWORDS]
+        if stems:
+            runs.append(stems)
+    return runs
+
+
+@lru_cache(maxsize=100_000)
+def _contains(stems: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    return _phrase_count(stems, phrase) > 0
 
 
 def _phrase_count(stems: Sequence[str], phrase: Sequence[str]) -> int:
-    n = len(phrase)
-    return sum(1 for i in range(len(stems) - n + 1) if tuple(stems[i : i + n]) == tuple(phrase))
+    n, phrase = len(phrase), tuple(phrase)
+    return sum(1 for i in range(len(stems) - n + 1) if tuple(stems[i : i + n]) == phrase)
 
 
-def _field_counts(tokens: Sequence[Token], acronyms: dict[str, tuple[str, ...]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for feature in [t.stem for t in tokens] + _pairs(tokens):
-        counts[feature] = counts.get(feature, 0) + 1
-    # A defined acronym and its long form stand for each other.
-    stems = [t.stem for t in tokens]
+def _field_counts(runs: list[list[str]], acronyms: dict[str, tuple[str, ...]]) -> Counter:
+    """How often each stem and each adjacent pair of stems occurs; a defined acronym and its long
+    form stand for each other."""
+    counts = Counter(s for run in runs for s in run)
+    counts.update(f"{a} {b}" for run in runs for a, b in zip(run, run[1:], strict=False))
     for acronym, long_form in acronyms.items():
         said_short = counts.get(acronym, 0)
-        said_long = _phrase_count(stems, long_form)
+        said_long = sum(_phrase_count(run, long_form) for run in runs)
         if said_long:
-            counts[acronym] = counts.get(acronym, 0) + said_long
+            counts[acronym] += said_long
         if said_short:
-            for feature in list(long_form) + [
-                f"{a} {b}" for a, b in zip(long_form, long_form[1:], strict=False)
-            ]:
-                counts[feature] = counts.get(feature, 0) + said_short
+            counts.update(dict.fromkeys(long_form, said_short))
+            counts.update(
+                {f"{a} {b}": said_short for a, b in zip(long_form, long_form[1:], strict=False)}
+            )
     return counts
 
 
@@ -237,6 +247,8 @@ class PaperIndex:
     saturation: sparse.csr_matrix | None = None  # papers × features, BM25 saturated tf in [0, 1)
     presence: sparse.csr_matrix | None = None  # papers × features, 1 where the feature occurs
     acronyms: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
+    _tokens: dict[int, tuple[list[Token], ...]] = field(default_factory=dict)
+    _where: dict[int, tuple[dict[str, list[int]], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, titles: Sequence[str], abstracts: Sequence[str]) -> PaperIndex:
@@ -247,21 +259,22 @@ class PaperIndex:
         for row, (title, abstract) in enumerate(zip(index.titles, index.abstracts, strict=True)):
             acronyms = find_acronyms(f"{title}. {abstract}")
             index.acronyms.append(acronyms)
-            title_tokens, abstract_tokens = analyze(title), analyze(abstract)
-            counts = {
-                key: TITLE_WEIGHT * value
-                for key, value in _field_counts(title_tokens, acronyms).items()
-            }
-            for key, value in _field_counts(abstract_tokens, acronyms).items():
-                counts[key] = counts.get(key, 0.0) + value
-            lengths[row] = TITLE_WEIGHT * len(title_tokens) + len(abstract_tokens)
-            for key, value in counts.items():
-                rows.append(row)
-                cols.append(vocabulary.setdefault(key, len(vocabulary)))
-                values.append(value)
+            title_runs, abstract_runs = segment_stems(title), segment_stems(abstract)
+            counts = _field_counts(abstract_runs, acronyms)
+            for key, value in _field_counts(title_runs, acronyms).items():
+                counts[key] += TITLE_WEIGHT * value
+            lengths[row] = TITLE_WEIGHT * sum(map(len, title_runs)) + sum(map(len, abstract_runs))
+            rows.append(np.full(len(counts), row, dtype=np.int32))
+            cols.extend(vocabulary.setdefault(key, len(vocabulary)) for key in counts)
+            values.extend(counts.values())
         shape = (len(index.titles), len(vocabulary))
         tf = sparse.csr_matrix(
-            (np.asarray(values, dtype=np.float32), (rows, cols)), shape=shape, dtype=np.float32
+            (
+                np.asarray(values, dtype=np.float32),
+                (np.concatenate(rows) if rows else [], np.asarray(cols, dtype=np.int32)),
+            ),
+            shape=shape,
+            dtype=np.float32,
         )
         n = max(len(index.titles), 1)
         document_frequency = np.bincount(tf.indices, minlength=shape[1])
@@ -320,14 +333,21 @@ class PaperIndex:
         )
 
     def relevance(self, topics: Sequence[str]) -> sparse.csr_matrix:
-        """topics × papers relevance in [0, 1]."""
-        weights, coverage = self.topic_matrices(topics)
-        scores = (weights @ self.saturation.T).tocsr()
-        if COVERAGE_POWER:
-            covered = (coverage @ self.presence.T).tocsr()
-            covered.data = np.minimum(covered.data, 1.0) ** COVERAGE_POWER
-            scores = scores.multiply(covered).tocsr()
-        return scores
+        """topics × papers relevance in [0, 1]; below the threshold it is 0 (not stored)."""
+        blocks = []
+        for start in range(0, len(topics), TOPIC_CHUNK):
+            weights, coverage = self.topic_matrices(topics[start : start + TOPIC_CHUNK])
+            scores = (weights @ self.saturation.T).tocsr()
+            if COVERAGE_POWER:
+                covered = (coverage @ self.presence.T).tocsr()
+                covered.data = np.minimum(covered.data, 1.0) ** COVERAGE_POWER
+                scores = scores.multiply(covered).tocsr()
+            scores.data[scores.data < max(RELEVANCE_THRESHOLD, 1e-6)] = 0
+            scores.eliminate_zeros()
+            blocks.append(scores.astype(np.float32))
+        if not blocks:
+            return sparse.csr_matrix((0, len(self.titles)), dtype=np.float32)
+        return sparse.vstack(blocks, format="csr")
 
     def mentions(self, phrases: Sequence[str]) -> sparse.csr_matrix:
         """phrases × papers, 1 where the paper mentions the whole phrase (its words, in order)."""
@@ -354,34 +374,49 @@ class PaperIndex:
         hits.eliminate_zeros()
         return hits
 
+    def _positions(self, paper: int) -> tuple[tuple[list[Token], ...], tuple[dict, ...]]:
+        """The paper's analysed title and abstract, and where each stem occurs in them."""
+        if paper not in self._where:
+            self._tokens[paper] = (analyze(self.titles[paper]), analyze(self.abstracts[paper]))
+            maps = []
+            for tokens in self._tokens[paper]:
+                where: dict[str, list[int]] = {}
+                for i, token in enumerate(tokens):
+                    where.setdefault(token.stem, []).append(i)
+                maps.append(where)
+            self._where[paper] = tuple(maps)
+        return self._tokens[paper], self._where[paper]
+
     def explain(self, paper: int, topic: str) -> tuple[tuple[str, ...], bool]:
         """(the paper's own words that matched the topic, whether the title matched)."""
-        own = set(topic_stems(topic))
+        stems = topic_stems(topic)
+        own = set(stems)
         long_forms = []
         for acronym, long_form in self.acronyms[paper].items():
             if acronym in own:
                 long_forms.append(long_form)
-            elif _phrase_count(topic_stems(topic), long_form):
+            elif _contains(stems, long_form):
                 own.add(acronym)
         wanted = own.union(*long_forms)
-
-        def counts(run: list[Token]) -> bool:
-            stems = [token.stem for token in run]
-            return bool(own.intersection(stems)) or any(_phrase_count(stems, f) for f in long_forms)
-
         terms: dict[str, str] = {}
         in_title = False
-        for is_title, text in ((True, self.titles[paper]), (False, self.abstracts[paper])):
-            run: list[Token] = []
-            for token in [*analyze(text), None]:
-                if token and token.stem in wanted and (not run or run[-1].segment == token.segment):
-                    run.append(token)
-                    continue
-                if run and counts(run):
-                    surface = text[run[0].start : run[-1].end]
+        texts = (self.titles[paper], self.abstracts[paper])
+        for number, (tokens, where) in enumerate(zip(*self._positions(paper), strict=True)):
+            found = [i for s in wanted if s in where for i in where[s]]
+            found.sort()
+            runs: list[list[int]] = []
+            for i in found:
+                if runs and runs[-1][-1] == i - 1 and tokens[i - 1].segment == tokens[i].segment:
+                    runs[-1].append(i)
+                else:
+                    runs.append([i])
+            for run in runs:
+                run_stems = tuple(tokens[i].stem for i in run)
+                # A long form's words count only together: "language" alone is not "LLM".
+                if own.intersection(run_stems) or any(_contains(run_stems, f) for f in long_forms):
+                    surface = texts[number][tokens[run[0]].start : tokens[run[-1]].end]
                     terms.setdefault(surface.lower(), surface)
-                    in_title = in_title or is_title
-                run = [token] if token and token.stem in wanted else []
+                    in_title = in_title or number == 0
         return tuple(list(terms.values())[:MAX_MATCHED_TERMS]), in_title
 
 
@@ -404,11 +439,62 @@ class Interest:
 
 
 @dataclass
-class Ranked:
-    paper: int
-    score: float
-    relevance: float
-    topic: str
+class Picks:
+    """Every interest's papers, best first, as flat arrays: interest i owns the next counts[i]."""
+
+    topics: list[str]  # distinct topic lines; `lines` index into it
+    counts: np.ndarray
+    papers: np.ndarray
+    lines: np.ndarray
+    scores: np.ndarray
+
+
+def _topic_slots(interests: Sequence[Interest]) -> tuple[list[str], np.ndarray]:
+    """(distinct topic lines, interests × max lines array of their indices, -1 padded)."""
+    ids: dict[str, int] = {}
+    per_interest = [[ids.setdefault(t, len(ids)) for t in i.topics] for i in interests]
+    width = max((len(lines) for lines in per_interest), default=0) or 1
+    slots = np.full((len(interests), width), -1, dtype=np.int64)
+    counts = np.fromiter((len(lines) for lines in per_interest), dtype=np.int64)
+    rows = np.repeat(np.arange(len(interests)), counts)
+    columns = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots[rows, columns] = [t for lines in per_interest for t in lines]
+    return list(ids), slots
+
+
+def _pairs_matrix(rows: Sequence[int], cols: Sequence[int], shape: tuple[int, int]):
+    values = np.ones(len(rows), dtype=np.float32)
+    return sparse.csr_matrix((values, (np.asarray(rows), np.asarray(cols))), shape=shape)
+
+
+def _zero_pairs(block: np.ndarray, pairs: sparse.csr_matrix) -> None:
+    """Set block[i, j] = 0 wherever pairs (a CSR slice of the same rows) has an entry."""
+    if pairs.nnz:
+        block[np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr)), pairs.indices] = 0
+
+
+def top_k(keys: np.ndarray, k: int, *, group: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of each row's k largest values, largest first.
+
+    Two small selections instead of one over the whole row: split the columns into blocks (block
+    b holds columns b, b + m, b + 2m...), keep the k blocks with the largest maxima (they hold
+    the k largest values), then select among those k × group candidates."""
+    n, width = keys.shape
+    if (pad := -width % group) > 0:
+        keys = np.pad(keys, ((0, 0), (0, pad)))
+    blocks = keys.shape[1] // group
+    strided = keys.reshape(n, group, blocks)
+    kept = min(k, blocks)
+    maxima = strided.max(axis=1)
+    chosen = np.argpartition(-maxima, kept - 1, axis=1)[:, :kept]
+    columns = (np.arange(group)[None, :, None] * blocks + chosen[:, None, :]).reshape(n, -1)
+    candidates = np.take(keys, columns + np.arange(n)[:, None] * keys.shape[1])
+    k = min(k, candidates.shape[1])
+    selected = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(candidates, selected, axis=1)
+    columns = np.take_along_axis(columns, selected, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
 def rank(
@@ -420,134 +506,104 @@ def rank(
     pinned: Sequence[bool],
     first_seen: Sequence[float] | None = None,
     already_sent: tuple[Sequence[int], Sequence[int]] = ((), ()),
-) -> list[list[Ranked]]:
+) -> Picks:
     """For each interest, its papers best first: pinned matches, then relevance lifted a little by
     trending; nothing below the threshold, out of the window, excluded or already sent
-    (already_sent: parallel lists of interest and paper positions)."""
-    n_papers = len(index.titles)
-    results: list[list[Ranked]] = [[] for _ in interests]
-    if not n_papers or not interests:
-        return results
-    lift = 1 + TREND_WEIGHT * trend(np.asarray(upvotes), np.asarray(seen_counts))
-    pin = np.asarray(pinned, dtype=bool)
-    times = np.asarray(
-        first_seen if first_seen is not None else np.zeros(n_papers), dtype=np.float64
+    (already_sent: parallel sequences of interest and paper positions)."""
+    n, n_papers = len(interests), len(index.titles)
+    topics, slots = _topic_slots(interests)
+    empty = np.zeros(0, dtype=np.int64)
+    picks = Picks(topics, np.zeros(n, dtype=np.int64), empty, empty, np.zeros(0))
+    if not n or not n_papers or not topics:
+        return picks
+    # Every distinct topic line is scored once against every paper; row -1 is an empty line.
+    relevance = sparse.vstack(
+        [index.relevance(topics), sparse.csr_matrix((1, n_papers), dtype=np.float32)], format="csr"
     )
-
-    # Every distinct topic line and exclusion is scored once, against every paper.
-    topic_ids: dict[str, int] = {}
-    exclusion_ids: dict[str, int] = {}
-    line_ptr = [0]
-    flat_topics: list[int] = []
-    ex_rows, ex_cols = [], []
-    for row, interest in enumerate(interests):
-        for topic in interest.topics:
-            flat_topics.append(topic_ids.setdefault(topic, len(topic_ids)))
-        line_ptr.append(len(flat_topics))
-        for exclusion in interest.exclusions:
-            ex_rows.append(row)
-            ex_cols.append(exclusion_ids.setdefault(exclusion, len(exclusion_ids)))
-    topic_list = list(topic_ids)
-    if not topic_list:
-        return results
-    relevance = index.relevance(topic_list)
-    flat = np.asarray(flat_topics, dtype=np.int64)
-    ptr = np.asarray(line_ptr, dtype=np.int64)
-    counts = np.diff(ptr)
-    excluded = sparse.csr_matrix(
-        (np.ones(len(ex_rows), dtype=np.float32), (ex_rows, ex_cols)),
-        shape=(len(interests), len(exclusion_ids)),
-    ) @ index.mentions(list(exclusion_ids))
-    excluded = sparse.csr_matrix(excluded)
-    sent_rows, sent_cols = already_sent
-    sent = sparse.csr_matrix(
-        (np.ones(len(sent_rows), dtype=np.float32), (sent_rows, sent_cols)),
-        shape=(len(interests), n_papers),
+    lift = (1 + TREND_WEIGHT * trend(np.asarray(upvotes), np.asarray(seen_counts))).astype(
+        np.float32
     )
-    since = np.asarray([interest.since for interest in interests], dtype=np.float64)
-    limits = np.asarray([interest.limit for interest in interests], dtype=np.int64)
-    with_topics = np.flatnonzero(counts > 0)
+    pin = np.flatnonzero(np.asarray(pinned, dtype=bool))
+    times = np.asarray(first_seen if first_seen is not None else np.zeros(n_papers))
+    since = np.asarray([i.since for i in interests], dtype=np.float64)
+    limits = np.asarray([i.limit for i in interests], dtype=np.int64)
+    exclusions = {
+        e: k for k, e in enumerate(dict.fromkeys(e for i in interests for e in i.exclusions))
+    }
+    excluded = sparse.csr_matrix((n, n_papers), dtype=np.float32)
+    if exclusions:
+        owners = [(row, exclusions[e]) for row, i in enumerate(interests) for e in i.exclusions]
+        excluded = (
+            _pairs_matrix(*zip(*owners, strict=True), shape=(n, len(exclusions)))
+            @ index.mentions(list(exclusions))
+        ).tocsr()
+    sent = _pairs_matrix(*already_sent, shape=(n, n_papers))
 
-    for chunk_start in range(0, len(with_topics), SUBSCRIBER_CHUNK):
-        members = with_topics[chunk_start : chunk_start + SUBSCRIBER_CHUNK]
-        # Interests without topics hold no lines, so the chunk's lines are one contiguous run.
-        lines = flat[ptr[members[0]] : ptr[members[-1] + 1]]
-        line_scores = relevance[lines].toarray()
-        local_starts = np.concatenate([[0], np.cumsum(counts[members])[:-1]])
-        best = np.maximum.reduceat(line_scores, local_starts, axis=0)
-        best[times[None, :] < since[members, None]] = 0
-        best[excluded[members].toarray() > 0] = 0
-        best[sent[members].toarray() > 0] = 0
-        best[best < RELEVANCE_THRESHOLD] = 0
-        keys = best * lift[None, :] + PIN_BONUS * (pin[None, :] & (best > 0))
-        k = int(min(limits[members].max(), n_papers))
+    counts, papers, lines, scores = [], [], [], []
+    for a in range(0, n, SUBSCRIBER_CHUNK):
+        b = min(a + SUBSCRIBER_CHUNK, n)
+        # Best of each interest's topic lines, one slot (first lines, second lines...) at a time.
+        best = relevance[slots[a:b, 0]].toarray()
+        best_slot = np.zeros(best.shape, dtype=np.uint8)
+        for j in range(1, slots.shape[1]):
+            if (slots[a:b, j] < 0).all():
+                break
+            candidate = relevance[slots[a:b, j]].toarray()  # row -1 (no such line) is empty
+            np.copyto(best_slot, j, where=candidate > best)
+            np.maximum(best, candidate, out=best)
+        best *= times[None, :] >= since[a:b, None]
+        _zero_pairs(best, excluded[a:b])
+        _zero_pairs(best, sent[a:b])
+        keys = best * lift[None, :]
+        keys[:, pin] += PIN_BONUS * (best[:, pin] > 0)
+        k = int(min(limits[a:b].max(), n_papers))
         if k <= 0:
+            counts.append(np.zeros(b - a, dtype=np.int64))
             continue
-        top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
-        top_keys = np.take_along_axis(keys, top, axis=1)
-        order = np.argsort(-top_keys, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_keys = np.take_along_axis(top_keys, order, axis=1)
-        # Which of the interest's lines matched best, vectorized over the picked pairs.
-        member_counts = counts[members]
-        best_line = np.zeros(top.shape, dtype=np.int64)
-        best_value = np.full(top.shape, -1.0, dtype=np.float32)
-        for j in range(int(member_counts.max())):
-            valid = (j < member_counts)[:, None]
-            line_rows = np.minimum(local_starts + j, len(lines) - 1)[:, None]
-            values = np.where(valid, line_scores[line_rows, top], -1.0)
-            better = values > best_value
-            best_value = np.where(better, values, best_value)
-            best_line = np.where(better, j, best_line)
-        relevance_top = np.take_along_axis(best, top, axis=1)
-        for i, member in enumerate(members.tolist()):
-            picked = results[member]
-            limit = int(limits[member])
-            for paper, key, rel, line in zip(
-                top[i].tolist(),
-                top_keys[i].tolist(),
-                relevance_top[i].tolist(),
-                best_line[i].tolist(),
-                strict=True,
-            ):
-                if key <= 0 or len(picked) >= limit:
-                    break
-                topic = topic_list[flat[ptr[member] + line]]
-                picked.append(
-                    Ranked(paper, round(float(key - PIN_BONUS * pin[paper]), 4), rel, topic)
-                )
-    return results
+        top, top_keys = top_k(keys, k)
+        valid = (top_keys > 0) & (np.arange(top.shape[1])[None, :] < limits[a:b, None])
+        rows, _ = np.nonzero(valid)  # row-major: each interest's picks stay best first
+        picked = top[valid]
+        counts.append(valid.sum(axis=1))
+        papers.append(picked)
+        lines.append(slots[a + rows, best_slot[rows, picked]])
+        scores.append(best[rows, picked] * lift[picked])
+    picks.counts = np.concatenate(counts)
+    if papers:
+        picks.papers = np.concatenate(papers)
+        picks.lines = np.concatenate(lines)
+        picks.scores = np.round(np.concatenate(scores).astype(np.float64), 4)
+    return picks
 
 
 def to_matches(
-    index: PaperIndex, ranked: list[list[Ranked]], paper_ids: Sequence[int], pinned: Sequence[bool]
+    index: PaperIndex, picks: Picks, paper_ids: Sequence[int], pinned: Sequence[bool]
 ) -> list[list[Match]]:
-    explained: dict[tuple[int, str], tuple[tuple[str, ...], str]] = {}
-    out = []
-    for picks in ranked:
-        matches = []
-        for pick in picks:
-            key = (pick.paper, pick.topic)
-            if key not in explained:
-                terms, in_title = index.explain(pick.paper, pick.topic)
-                where = " in the title" if in_title else ""
-                why = f'Matches your topic "{pick.topic}"{where}: {", ".join(terms)}'
-                if pinned[pick.paper]:
-                    why = f"Pinned by the editors. {why}"
-                explained[key] = (terms, why)
-            terms, why = explained[key]
-            matches.append(
-                Match(
-                    paper_id=paper_ids[pick.paper],
-                    score=pick.score,
-                    pinned=bool(pinned[pick.paper]),
-                    topic=pick.topic,
-                    matched_terms=terms,
-                    why=why,
-                )
-            )
-        out.append(matches)
-    return out
+    """Match objects for the picks; one per distinct (paper, topic line), shared by readers."""
+    if not len(picks.papers):
+        return [[] for _ in picks.counts]
+    pair = picks.papers * len(picks.topics) + picks.lines
+    distinct, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    made = np.empty(len(distinct), dtype=object)
+    for k, at in enumerate(first.tolist()):
+        paper, topic = int(picks.papers[at]), picks.topics[int(picks.lines[at])]
+        terms, in_title = index.explain(paper, topic)
+        why = f'Matches your topic "{topic}"{" in the title" if in_title else ""}: '
+        why += ", ".join(terms)
+        if pinned[paper]:
+            why = f"Pinned by the editors. {why}"
+        made[k] = Match(
+            paper_id=paper_ids[paper],
+            score=float(picks.scores[at]),
+            pinned=bool(pinned[paper]),
+            topic=topic,
+            matched_terms=terms,
+            why=why,
+        )
+    every = made[inverse.reshape(-1)]
+    ends = np.cumsum(picks.counts).tolist()
+    starts = [0, *ends[:-1]]
+    return [every[s:e].tolist() for s, e in zip(starts, ends, strict=True)]
 
 
 # --- from the database ---------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Rank 100,000 subscribers × 2,000 new papers in one pass; print the time and peak memory.
+
+    .venv/bin/python bench/rank.py [--subscribers 100000] [--papers 2000]
+
+What the figure covers: the pure ranking, given subscriber topics and paper texts in memory
+(no database): building the paper index (tokenizing, stemming, acronyms, sparse matrices),
+scoring every distinct topic line, masks (window, already sent, exclusions, threshold), per
+subscriber top-k, and building every Match with its explanation. Reading rows from the
+database is not included.
+
+Every paper is new to every reader (first seen within their window: the worst case). The papers
+are the sample dumps' titles with abstracts re-assembled from random sample
+sentences; topics are 1-3 word spans of sample titles and abstracts (popular ones shared
+Zipf-like, as readers' interests are), 1-5 lines each, 10% with an exclusion line.
+"""
+
+import argparse
+import os
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def make_papers(n: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    from rank_corpus import read_samples
+
+    samples = read_samples()
+    sentences = [s for p in samples for s in re.split(r"(?<=\.)\s+", p.abstract) if len(s) > 30]
+    titles, abstracts = [], []
+    for i in range(n):
+        sample = samples[i % len(samples)]
+        picked = rng.choice(len(sentences), size=int(rng.integers(4, 10)), replace=False)
+        own = re.split(r"(?<=\.)\s+", sample.abstract)[:2]
+        titles.append(sample.title if i < len(samples) else f"{sample.title} ({i})")
+        abstracts.append(" ".join(own + [sentences[j] for j in picked]))
+    return titles, abstracts
+
+
+def make_topics(titles: list[str], abstracts: list[str], rng: np.random.Generator) -> list[str]:
+    from digest.matching import STOPWORDS
+
+    phrases: dict[str, None] = {}
+    for text in titles + abstracts[:500]:
+        words = [w for w in re.findall(r"[A-Za-z][A-Za-z-]+", text)]
+        for size in (1, 2, 2, 3):
+            for start in range(0, max(len(words) - size, 0), 3):
+                span = words[start : start + size]
+                if span[0].lower() not in STOPWORDS and span[-1].lower() not in STOPWORDS:
+                    phrases[" ".join(span).lower()] = None
+    pool = list(phrases)
+    rng.shuffle(pool)
+    return pool[:20_000]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--papers", type=int, default=2_000)
+    options = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from digest.matching import Interest, PaperIndex, rank, to_matches
+
+    rng = np.random.default_rng(5)
+    titles, abstracts = make_papers(options.papers, rng)
+    pool = make_topics(titles, abstracts, rng)
+    popularity = 1 / np.arange(1, len(pool) + 1) ** 0.8
+    popularity /= popularity.sum()
+    lines_per_reader = rng.integers(1, 6, size=options.subscribers)
+    topic_ids = rng.choice(len(pool), size=int(lines_per_reader.sum()), p=popularity)
+    exclusions = ["survey", "quantum", "benchmark", "medical imaging"]
+    now = 1_800_000_000.0
+    first_seen = now - rng.uniform(0, 86400, size=options.papers)  # all new: in every window
+    interests, cursor = [], 0
+    for count in lines_per_reader.tolist():
+        topics = [pool[i] for i in topic_ids[cursor : cursor + count]]
+        cursor += count
+        excluded = [exclusions[int(rng.integers(4))]] if rng.random() < 0.1 else []
+        since = now - (7 if rng.random() < 0.2 else 1) * 86400
+        interests.append(Interest(topics, excluded, 10, since))
+    sent_rows = np.repeat(np.arange(options.subscribers), 2)
+    sent_cols = rng.integers(0, options.papers, size=len(sent_rows))
+    upvotes = rng.zipf(2.0, size=options.papers).clip(0, 800)
+    seen = rng.integers(1, 4, size=options.papers)
+    pinned = rng.random(options.papers) < 0.005
+    print(
+        f"{options.subscribers:,} subscribers ({int(lines_per_reader.sum()):,} topic lines, "
+        f"{len(set(topic_ids.tolist())):,} distinct) × {options.papers:,} papers"
+    )
+
+    clock = [(time.perf_counter(), time.process_time())]
+    index = PaperIndex.build(titles, abstracts)
+    clock.append((time.perf_counter(), time.process_time()))
+    ranked = rank(
+        index,
+        interests,
+        upvotes=upvotes,
+        seen_counts=seen,
+        pinned=pinned,
+        first_seen=first_seen,
+        already_sent=(sent_rows, sent_cols),
+    )
+    clock.append((time.perf_counter(), time.process_time()))
+    matches = to_matches(index, ranked, list(range(options.papers)), pinned)
+    clock.append((time.perf_counter(), time.process_time()))
+
+    sent = sum(len(m) for m in matches)
+    empty = sum(1 for m in matches if not m)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    phases = ["index papers", "score and pick", "explain (Match)"]
+    for name, before, after in zip(phases, clock[:-1], clock[1:], strict=True):
+        print(f"  {name:<16} {after[0] - before[0]:6.2f} s wall, {after[1] - before[1]:6.2f} s CPU")
+    wall, cpu = clock[-1][0] - clock[0][0], clock[-1][1] - clock[0][1]
+    print(f"ranked in {wall:.2f} s wall ({cpu:.2f} s CPU), peak RSS {peak_mb:.0f} MB")
+    print(f"{sent:,} matches picked; {empty:,} subscribers with nothing relevant")
+
+
+if __name__ == "__main__":
+    main()
