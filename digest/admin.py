@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
 from digest import composing, curation, sending, tasks
 from digest.dashboard import ingest_runs_for_lists
 from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
@@ -127,7 +128,12 @@ class PaperAdmin(admin.ModelAdmin):
         "digest_count",
     ]
     list_filter = [SourceFilter, "first_seen", "hidden", "pinned", HasUpvotesFilter]
-    search_fields = ["title", "abstract", "authors", "arxiv_id"]
+    search_fields = [
+        "title__ascii_icontains",
+        "abstract__ascii_icontains",
+        "authors__ascii_icontains",
+        "arxiv_id__ascii_icontains",
+    ]
     ordering = ["-first_seen", "-upvotes"]
     show_full_result_count = False
     actions = ["hide", "unhide", "pin", "unpin", "merge_duplicates", "forget_edits"]
@@ -262,7 +268,7 @@ class IngestRunAdmin(ReadOnlyAdmin):
         "finished_at",
     ]
     list_filter = ["status", "started_at"]
-    search_fields = ["source"]
+    search_fields = ["source__ascii_icontains"]
     show_full_result_count = False
     fields = [
         "source",
@@ -448,7 +454,7 @@ class DeliveryAdmin(RetryFailedMixin, ReadOnlyAdmin):
     ]
     list_filter = ["status", "period", "sent_at"]
     list_select_related = ["subscriber", "run"]
-    search_fields = ["subscriber__email"]
+    search_fields = ["subscriber__email__ascii_icontains"]
     show_full_result_count = False
     fields = [
         "subscriber",

@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone
 
+import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
 from subscriptions import consent
 from subscriptions.forms import clean_topic_lines, time_zone_names
 from subscriptions.importing import COLUMNS
@@ -89,7 +90,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberForm
     list_display = ["email", "status", "frequency", "send_hour", "time_zone", "created_at"]
     list_filter = ["status", "frequency", SendHourFilter]
-    search_fields = ["email"]
+    search_fields = ["email__ascii_icontains"]
     ordering = ["-pk"]
     show_full_result_count = False
     inlines = [SuppressionEventInline]
