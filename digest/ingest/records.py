@@ -4,6 +4,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 TITLE_MAX_CHARS = 1000  # Paper.title's max_length
 
@@ -23,7 +24,7 @@ class PaperRecord:
     upvotes: int = 0
     categories: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def title_key(self) -> str:
         return title_key(self.title)
 
@@ -39,9 +40,14 @@ class Rejection:
 
 def title_key(title: str) -> str:
     """The deduplication key of a title: accents, case, punctuation and spacing do not count."""
+    if title.isascii():
+        return " ".join(_WORD.findall(title.lower()))[:TITLE_MAX_CHARS]
     decomposed = unicodedata.normalize("NFKD", title).casefold()
     letters = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return " ".join(re.findall(r"\w+", letters))[:TITLE_MAX_CHARS]
+    return " ".join(_WORD.findall(letters))[:TITLE_MAX_CHARS]
+
+
+_WORD = re.compile(r"[^\W_]+")
 
 
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")

@@ -10,6 +10,7 @@ from itertools import islice
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import reset_queries
 from django.utils import timezone
 
 from digest.ingest.records import PaperRecord, Rejection
@@ -42,6 +43,7 @@ def ingest(
             run.save(update_fields=["format", "note"])
             for batch in _batches(opened.items, batch_size):
                 _ingest_batch(run, batch, fingerprint=opened.fingerprint)
+                reset_queries()  # with DEBUG on, the query log would grow with the dump
                 if progress:
                     progress(run, opened.position(), opened.size)
             opened.remember()

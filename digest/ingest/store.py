@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Length
 
 from digest.ingest.records import PaperRecord
 from digest.models import Paper
@@ -72,7 +73,13 @@ def _existing_papers(records: Sequence[PaperRecord]) -> _Existing:
     if arxiv_ids:
         condition |= Q(arxiv_id__in=arxiv_ids)
     # Locked for the batch, so an editor's save cannot land between our read and our write.
-    papers = list(Paper.objects.select_for_update().filter(condition))
+    # Abstracts stay in the database: only their length is needed to compare.
+    papers = list(
+        Paper.objects.select_for_update()
+        .filter(condition)
+        .defer("abstract")
+        .annotate(abstract_length=Length("abstract"))
+    )
     return _Existing(
         by_arxiv_id={paper.arxiv_id: paper for paper in papers if paper.arxiv_id},
         by_title_key={paper.title_key: paper for paper in papers},
@@ -124,7 +131,7 @@ def _store_round(
             counts.updated += 1
         else:
             counts.unchanged += 1
-    Paper.objects.bulk_create(new_papers, batch_size=500)
+    Paper.objects.bulk_create(new_papers)  # one statement per batch where the database allows
     counts.created = len(new_papers)
     for fields, papers in changed_by_fields.items():
         Paper.objects.bulk_update(papers, sorted(fields), batch_size=500)
@@ -181,8 +188,10 @@ def _merge(
         if key_free and "title" not in edited and record.title != paper.title:
             put("title", record.title)
             put("title_key", record.title_key)
-    if record.abstract and (newer or len(record.abstract) > len(paper.abstract)):
-        put("abstract", record.abstract)
+    longer = len(record.abstract) > paper.abstract_length
+    if "abstract" not in edited and record.abstract and (newer or longer):
+        paper.abstract = record.abstract  # not put(): reading the deferred field costs a query
+        changed.add("abstract")
     if record.authors and (newer or not paper.authors):
         put("authors", record.authors)
     author_count = len(record.authors) or record.author_count
