@@ -1,4 +1,5 @@
-"""The local default email backend: every message becomes one .eml file under EMAIL_FILE_PATH."""
+"""The local default email backend: every message becomes one .eml file under EMAIL_FILE_PATH
+(oldest first by modification time)."""
 
 import hashlib
 import uuid
@@ -6,7 +7,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
-from django.utils import timezone
 
 
 class OutboxEmailBackend(BaseEmailBackend):
@@ -21,10 +21,7 @@ class OutboxEmailBackend(BaseEmailBackend):
             mime = message.message()
             # Named after the Message-ID, like a mailbox that keeps one copy of a message: a
             # message handed over again (same Message-ID) replaces its file instead of doubling.
-            digest = hashlib.sha256(str(mime["Message-ID"]).encode()).hexdigest()[:16]
-            name = f"{timezone.now():%Y%m%d-%H%M%S}-{digest}.eml"
-            for earlier in self.outbox.glob(f"*-{digest}.eml"):
-                name = earlier.name
+            name = hashlib.sha256(str(mime["Message-ID"]).encode()).hexdigest()[:24] + ".eml"
             temporary = self.outbox / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
             temporary.write_bytes(mime.as_bytes(linesep="\n"))
             temporary.rename(self.outbox / name)  # readers never see a half-written file

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.message import EmailMessage
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
 from digest.composing import compose_digest, list_id_domain
@@ -231,8 +231,24 @@ def _release(delivery: Delivery, claimed_at: datetime, **fields) -> bool:
     )
 
 
+def load_deliveries(delivery_ids: Iterable[int]) -> dict[int, Delivery]:
+    """Deliveries with their subscriber and papers, in three queries whatever their number."""
+    items = DeliveredPaper.objects.select_related("paper").order_by("position")
+    return (
+        Delivery.objects.select_related("subscriber")
+        .prefetch_related(Prefetch("items", queryset=items))
+        .in_bulk(list(delivery_ids))
+    )
+
+
 def delivery_message(delivery: Delivery) -> EmailMessage:
-    items = list(delivery.items.select_related("paper").order_by("position"))
+    prefetch_related_objects(
+        [delivery],
+        Prefetch(
+            "items", queryset=DeliveredPaper.objects.select_related("paper").order_by("position")
+        ),
+    )
+    items = list(delivery.items.all())
     matches = [
         Match(
             paper_id=item.paper_id,
@@ -253,12 +269,17 @@ def delivery_message(delivery: Delivery) -> EmailMessage:
     )
 
 
-def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
-    """Claim, compose, send and record one delivery; does nothing if it is not ours to send."""
+def send_delivery(
+    delivery_id: int, *, connection=None, delivery: Delivery | None = None
+) -> SendResult:
+    """Claim, compose, send and record one delivery; does nothing if it is not ours to send.
+    `delivery`, loaded by load_deliveries, saves its queries."""
+    if delivery is None:
+        delivery = load_deliveries([delivery_id]).get(delivery_id)
     now = timezone.now()
-    if not _claim(delivery_id, now):
+    if delivery is None or not _claim(delivery_id, now):
         return SendResult(Outcome.NOT_CLAIMED)
-    delivery = Delivery.objects.select_related("subscriber").get(pk=delivery_id)
+    delivery.attempts += 1  # as the claim counted it
     if delivery.subscriber.status != Subscriber.Status.ACTIVE:
         reason = f"subscriber is {delivery.subscriber.status} now"
         _release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
@@ -286,7 +307,7 @@ def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
 def _record_failure(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
     reason = f"{type(error).__name__}: {error}"[:2000]
     if is_transient(error) and delivery.attempts < settings.DIGEST_MAX_ATTEMPTS:
-        delay = retry_delay(delivery.attempts)  # read after the claim counted this attempt
+        delay = retry_delay(delivery.attempts)
         _release(
             delivery,
             claimed_at,
@@ -307,9 +328,15 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     connection = connection or get_connection()
     results: dict[int, SendResult] = {}
     try:
+        deliveries = load_deliveries(delivery_ids)
         connection.open()
         for delivery_id in delivery_ids:
-            result = results[delivery_id] = send_delivery(delivery_id, connection=connection)
+            delivery = deliveries.get(delivery_id)
+            result = results[delivery_id] = (
+                send_delivery(delivery_id, connection=connection, delivery=delivery)
+                if delivery
+                else SendResult(Outcome.NOT_CLAIMED)
+            )
             if result.outcome in (Outcome.RETRY, Outcome.FAILED):
                 connection.close()  # a broken connection must not fail the rest of the chunk
                 connection.open()
@@ -357,7 +384,7 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
         with transaction.atomic():
             run = plan_deliveries(now)
             planned = Delivery.objects.filter(run=run, status=Delivery.Status.PLANNED)
-            for delivery in planned.select_related("subscriber"):
+            for delivery in load_deliveries(planned.values_list("pk", flat=True)).values():
                 delivery_message(delivery)
             run.report = round_report(run)
             transaction.set_rollback(True)

@@ -53,7 +53,7 @@ def read_outbox(folder: Path) -> list[EmailMessage]:
         return []
     return [
         message_from_bytes(path.read_bytes(), policy=policy.default)
-        for path in sorted(folder.glob("*.eml"))
+        for path in sorted(folder.glob("*.eml"), key=lambda path: (path.stat().st_mtime_ns, path))
     ]
 
 
