@@ -1,7 +1,9 @@
-"""Web bench: the home page and the sign-up POST under load, on gunicorn (2 workers),
+"""Web bench: the home page and the sign-up POST under load, on gunicorn (2 workers of 4 threads,
+as docker-compose.yml runs it: threads keep connections alive and overlap database waits),
 PostgreSQL and Redis, with wrk as the load generator in a second process on loopback.
 
-    .venv/bin/python bench/web.py [--duration 15] [--connections 32]
+    .venv/bin/python bench/web.py [--duration 15] [--home-connections 16]
+                                  [--sign-up-connections 8]
 
 Creates (and drops first) the database `paperboy_bench_web`, seeds 3,000 papers over 30 days,
 and prints requests/s and latency percentiles for each endpoint. The per-IP sign-up limit would
@@ -36,7 +38,7 @@ PG = "postgres://postgres@127.0.0.1:5432"
 CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/5")
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 BASE = f"http://127.0.0.1:{PORT}"
-THREADS = int(os.environ.get("BENCH_THREADS", "1"))  # >1: gunicorn's gthread worker
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))  # as docker-compose.yml runs it
 
 SEED = """
 import django
@@ -201,7 +203,8 @@ def report(name: str, result: dict, *, target_rps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--home-connections", type=int, default=16)
+    parser.add_argument("--sign-up-connections", type=int, default=8)
     options = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
@@ -212,14 +215,14 @@ def main() -> None:
     try:
         urllib.request.urlopen(f"{BASE}/").read()  # warm both caches once
         cpu = worker_cpu_seconds(server)
-        home = wrk(f"{BASE}/", duration=options.duration, connections=options.connections)
+        home = wrk(f"{BASE}/", duration=options.duration, connections=options.home_connections)
         home["cpu_ms"] = (worker_cpu_seconds(server) - cpu) * 1000 / home["requests"]
         token, cookie = csrf_pair()
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(POST_LUA)
         before, cpu = count_subscribers(), worker_cpu_seconds(server)
         sign_up = wrk(f"{BASE}/subscribe/", duration=options.duration,
-                      connections=options.connections, script=Path(script.name),
+                      connections=options.sign_up_connections, script=Path(script.name),
                       args=(token, cookie, str(int(time.time()))))  # fmt: skip
         sign_up["cpu_ms"] = (worker_cpu_seconds(server) - cpu) * 1000 / sign_up["requests"]
         created, emails = count_subscribers() - before, count_confirmations()
@@ -228,7 +231,8 @@ def main() -> None:
         server.wait(timeout=30)
     print(
         f"gunicorn 2 workers x {THREADS} thread(s), PostgreSQL, Redis cache; "
-        f"wrk -t2 -c{options.connections} -d{options.duration}s on loopback; "
+        f"wrk -t2 -d{options.duration}s on loopback ({options.home_connections} connections for "
+        f"GET /, {options.sign_up_connections} for the sign-up POST); "
         f"{os.cpu_count()} CPUs shared with wrk, PostgreSQL, Redis and other work; "
         f"1-min load average before the run: {load_before:.1f}"
     )

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -48,12 +48,13 @@ class SignUp:
 def sign_up(request: SignUp) -> None:
     """Record a sign-up and email the address; what happens is never told back to the caller, so
     the response cannot reveal whether an address is subscribed."""
+    subscriber = _create_pending(request)  # most sign-ups are new addresses: insert first
+    if subscriber is not None:
+        _email_confirmation(subscriber)
+        return
     subscriber = Subscriber.objects.with_email(request.email).first()
     if subscriber is None:
-        subscriber = _create_pending(request)
-        if subscriber is not None:  # else a concurrent sign-up won the race and sends the email
-            _email_confirmation(subscriber)
-        return
+        return  # erased since the insert failed: nothing to sign up again from here
     if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
         _send_existing(subscriber)  # an email, not a change
         return
@@ -68,14 +69,18 @@ def sign_up(request: SignUp) -> None:
 
 
 def _create_pending(request: SignUp) -> Subscriber | None:
-    """The new row claims the first confirmation email's slot as it is inserted."""
+    """Insert a new subscriber, or None when the address is already known. The new row claims
+    the first confirmation email's slot as it is inserted."""
     subscriber = Subscriber(
         email=request.email, confirmation_sent_at=timezone.now(), **request.preferences
     )
     _record_consent(subscriber, request)
     try:
-        with transaction.atomic():
-            subscriber.save()
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint keeps the outer transaction usable
+                subscriber.save(force_insert=True)
+        else:
+            subscriber.save(force_insert=True)  # autocommit: a conflict leaves nothing behind
     except IntegrityError:
         return None
     return subscriber

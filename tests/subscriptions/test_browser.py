@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from digest.models import Paper
@@ -44,6 +45,9 @@ def browser():
         )
         yield browser
         browser.close()
+        # Queries made while Playwright's loop ran opened their own connection: close it, or the
+        # test database cannot be dropped at the end of the run.
+        connections.close_all()
 
 
 def shoot(page, name: str) -> None:
