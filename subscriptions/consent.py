@@ -123,6 +123,7 @@ def _email_confirmation(subscriber: Subscriber) -> None:
         {
             "subscriber": subscriber,
             "confirm_url": links.confirm_url(subscriber),
+            "preferences_url": links.preferences_url(subscriber),
             "lifetime_days": links.LIFETIMES["confirm"].days,
         },
     )

@@ -1,6 +1,9 @@
 """subscriptions.consent: the rules the pages and webhooks share."""
 
+import threading
+
 import pytest
+from django.db import connection
 
 from subscriptions import consent
 from subscriptions.models import Subscriber, SuppressionEvent
@@ -84,3 +87,36 @@ def test_confirming_twice_changes_nothing_the_second_time(make_subscriber):
     first = Subscriber.objects.get().confirmed_at
     assert consent.confirm(Subscriber.objects.get()) is False
     assert Subscriber.objects.get().confirmed_at == first
+
+
+@pytest.mark.services
+def test_simultaneous_sign_ups_for_one_address_make_one_subscriber_and_one_email(
+    postgres, transactional_db, outbox
+):
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def sign_up() -> None:
+        try:
+            barrier.wait()
+            consent.sign_up(
+                consent.SignUp(
+                    email="Race@example.org",
+                    preferences={"topics": "mixture of experts", "time_zone": "UTC"},
+                    ip="192.0.2.1",
+                )
+            )
+        except Exception as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sign_up) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Subscriber.objects.count() == 1
+    assert len(read_outbox(outbox)) == 1

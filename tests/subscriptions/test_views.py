@@ -35,12 +35,12 @@ def test_sign_up_creates_a_pending_subscriber_and_emails_a_confirmation_link(cli
     assert email["To"] == "Ada@example.org"
     assert email["Subject"] == "Confirm your Paperboy digest"
     assert email.get_body(("html",)).get_content().count("/confirm/") == 1
-    assert [purpose for purpose, _ in links_in(outbox)] == ["confirm"]
+    assert [purpose for purpose, _ in links_in(outbox)] == ["confirm", "preferences"]
 
 
 def test_following_the_confirmation_link_asks_then_activates(client, outbox):
     client.post(SIGN_UP, sign_up_data())
-    [(_, token)] = links_in(outbox)
+    [(_, token), _] = links_in(outbox)
     url = reverse("subscriptions:confirm", kwargs={"token": token})
 
     page = client.get(url)
@@ -58,7 +58,7 @@ def test_following_the_confirmation_link_asks_then_activates(client, outbox):
 
 def test_a_used_confirmation_link_says_so_and_changes_nothing(client, outbox):
     client.post(SIGN_UP, sign_up_data())
-    [(_, token)] = links_in(outbox)
+    [(_, token), _] = links_in(outbox)
     url = reverse("subscriptions:confirm", kwargs={"token": token})
     client.post(url)
     confirmed_at = Subscriber.objects.get().confirmed_at
@@ -125,7 +125,7 @@ def test_unsubscribed_address_signing_up_again_must_confirm_again(client, make_s
     client.post(SIGN_UP, sign_up_data())
 
     assert Subscriber.objects.get().status == Subscriber.Status.PENDING
-    assert [purpose for purpose, _ in links_in(outbox)] == ["confirm"]
+    assert [purpose for purpose, _ in links_in(outbox)] == ["confirm", "preferences"]
 
 
 def test_bounced_address_keeps_its_status_until_the_owner_confirms(client, make_subscriber, outbox):
@@ -133,7 +133,7 @@ def test_bounced_address_keeps_its_status_until_the_owner_confirms(client, make_
 
     client.post(SIGN_UP, sign_up_data())
     assert Subscriber.objects.get().status == Subscriber.Status.BOUNCED
-    [(_, token)] = links_in(outbox)
+    [(_, token), _] = links_in(outbox)
     client.post(reverse("subscriptions:confirm", kwargs={"token": token}))
 
     assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
@@ -489,3 +489,14 @@ def test_link_for_a_deleted_subscriber_gets_a_clear_page(client, make_subscriber
     assert page.status_code == 404 and b"no longer exists" in page.content
     assert one_click.status_code == 404
     assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+
+
+def test_someone_signed_up_by_a_stranger_can_delete_the_address_from_the_email(client, outbox):
+    client.post(SIGN_UP, sign_up_data())
+    [_, (purpose, token)] = links_in(outbox)
+    assert purpose == "preferences"
+
+    client.post(reverse("subscriptions:erase", kwargs={"token": token}))
+
+    assert not Subscriber.objects.exists()
+    assert len(read_outbox(outbox)) == 1  # and nothing more is sent
