@@ -153,6 +153,12 @@ BAD_SIGN_UPS = {
     "unknown time zone": ({"time_zone": "Mars/Olympus_Mons"}, "Select a valid choice"),
     "hour out of range": ({"send_hour": "24"}, "Select a valid choice"),
     "unknown frequency": ({"frequency": "hourly"}, "Select a valid choice"),
+    "unknown weekday": ({"weekday": "9"}, "Select a valid choice"),
+    "overlong email": ({"email": "a" * 250 + "@example.org"}, "at most 254 characters"),
+    "email with a header injection": (
+        {"email": "ada@example.org\nBcc: victim@example.org"},
+        "Enter a valid email address.",
+    ),
 }
 
 
