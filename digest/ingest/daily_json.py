@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from digest.ingest.records import TITLE_MAX_CHARS, PaperRecord, Rejection, clean_text
+from digest.ingest.records import (
+    COUNT_MAX,
+    TITLE_MAX_CHARS,
+    PaperRecord,
+    Rejection,
+    clean_text,
+)
 
 _ARXIV_ID = re.compile(
     r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?$"
@@ -81,6 +87,6 @@ def _date(value: Any) -> date | None:
 
 def _count(value: Any) -> int:
     try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
+        return min(max(int(value), 0), COUNT_MAX)
+    except (TypeError, ValueError, OverflowError):
         return 0

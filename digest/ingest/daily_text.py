@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from digest.ingest.records import PaperRecord, Rejection, clean_text
+from digest.ingest.records import COUNT_MAX, PaperRecord, Rejection, clean_text
 
 LONG_LINE_CHARS = 300  # longer than any real title; most abstracts are longer
 
@@ -113,14 +113,14 @@ def _apply_metadata(record: PaperRecord, line: _Line) -> None:
     if line.kind == "authors":
         match = _AUTHORS.match(line.text)
         if match["count"]:
-            record.author_count = int(match["count"])
+            record.author_count = min(int(match["count"]), COUNT_MAX)
         else:
             record.authors = [name.strip() for name in match["names"].split(",") if name.strip()]
             record.author_count = len(record.authors)
     elif line.kind == "published":
         match = _PUBLISHED.match(line.text)
         record.published_on = _published_on(match)
-        record.upvotes = int(match["upvotes"] or 0)
+        record.upvotes = min(int(match["upvotes"] or 0), COUNT_MAX)
 
 
 def _published_on(match: re.Match) -> date | None:

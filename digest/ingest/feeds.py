@@ -11,7 +11,13 @@ import feedparser
 from django.utils import timezone
 from django.utils.html import strip_tags
 
-from digest.ingest.records import TITLE_MAX_CHARS, PaperRecord, Rejection, clean_text
+from digest.ingest.records import (
+    TITLE_MAX_CHARS,
+    URL_MAX_CHARS,
+    PaperRecord,
+    Rejection,
+    clean_text,
+)
 from digest.models import FeedState
 
 USER_AGENT = "Paperboy/0.1 (+https://github.com/paperboy; daily research digest)"
@@ -154,12 +160,13 @@ def _link(entry: feedparser.FeedParserDict, arxiv_id: str | None) -> str:
     if arxiv_id:
         return f"https://arxiv.org/abs/{arxiv_id}"
     link = entry.get("link", "")
-    return link if link.startswith(("http://", "https://")) else ""
+    return link if link.startswith(("http://", "https://")) and len(link) <= URL_MAX_CHARS else ""
 
 
 def _pdf_link(entry: feedparser.FeedParserDict, arxiv_id: str | None) -> str:
     for link in entry.get("links", []):
-        if link.get("title") == "pdf" or link.get("type") == "application/pdf":
+        is_pdf = link.get("title") == "pdf" or link.get("type") == "application/pdf"
+        if is_pdf and len(link.get("href", "")) <= URL_MAX_CHARS:
             return link.get("href", "")
     return f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else ""
 

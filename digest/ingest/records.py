@@ -7,6 +7,8 @@ from datetime import date
 from functools import cached_property
 
 TITLE_MAX_CHARS = 1000  # Paper.title's max_length
+URL_MAX_CHARS = 500  # Paper.url's and pdf_url's
+COUNT_MAX = 2**31 - 1  # the largest PositiveIntegerField on every database
 
 
 @dataclass

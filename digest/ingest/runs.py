@@ -49,10 +49,11 @@ def ingest(
             opened.remember()
         run.status = IngestRun.Status.SUCCEEDED
     except SourceError as error:
-        run.status, run.error = IngestRun.Status.FAILED, str(error)
+        run.status, run.error = IngestRun.Status.FAILED, _one_line(str(error))
     except Exception as error:  # recorded on the run, logged with its traceback
         logger.exception("ingest of %s failed", source)
-        run.status, run.error = IngestRun.Status.FAILED, f"{type(error).__name__}: {error}"
+        run.status = IngestRun.Status.FAILED
+        run.error = _one_line(f"{type(error).__name__}: {error}")
     run.finished_at = timezone.now()
     run.save()
     return run
@@ -123,6 +124,10 @@ def _failed(source: str, reason: str) -> IngestRun:
     return IngestRun.objects.create(
         source=source, format="auto", status=IngestRun.Status.FAILED, error=reason, finished_at=now
     )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:

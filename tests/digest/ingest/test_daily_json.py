@@ -5,10 +5,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.ingest import ingest
 from digest.ingest.daily_json import DailyJsonError, load_daily_json, parse_daily_json
-from digest.ingest.records import Rejection
+from digest.ingest.records import PaperRecord, Rejection
 from digest.models import FeedState, IngestRun, Paper
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -85,3 +87,27 @@ def test_daily_json_url_is_fetched_with_a_conditional_request():
     assert (
         json.loads(body)[0]["paper"]["upvotes"] == Paper.objects.get(arxiv_id="2401.11111").upvotes
     )
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["paper", "id", "title", "summary", "authors", "upvotes", "publishedAt"]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(json_values, max_size=8))
+def test_arbitrary_json_entries_never_crash_the_parser(entries):
+    items = list(parse_daily_json(entries))
+    assert len(items) == len(entries)
+    assert all(isinstance(item, PaperRecord | Rejection) for item in items)

@@ -1,8 +1,11 @@
+import tempfile
 from itertools import islice
 from pathlib import Path
 
 import pytest
 from django.db import IntegrityError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.ingest import ingest, ingest_sources
 from digest.ingest.daily_text import parse_daily_text
@@ -167,3 +170,30 @@ def test_a_crash_mid_file_keeps_committed_batches_whole_and_marks_the_run_failed
 
 def test_records_are_plain_data():
     assert PaperRecord("A Title").title_key == "a title"
+
+
+def test_absurd_counts_in_metadata_are_clamped_not_a_crash(tmp_path):
+    content = (
+        f"Popular Paper\n{ABSTRACT}\n  • 99999999999999 authors\n·\nJun 12, 2023 99999999999999\n"
+    )
+    run = ingest(write(tmp_path, content))
+    assert run.status == IngestRun.Status.SUCCEEDED
+    paper = Paper.objects.get()
+    assert paper.upvotes == paper.author_count == 2**31 - 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    content=st.binary(max_size=600)
+    | st.lists(st.text(max_size=350), max_size=12).map(lambda lines: "\n".join(lines).encode())
+)
+def test_arbitrary_input_never_crashes_ingest_and_every_record_is_accounted_for(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "input"
+        path.write_bytes(content)
+        run = ingest(str(path))
+    assert run.finished_at is not None
+    if run.status == IngestRun.Status.FAILED:
+        assert run.error and "\n" not in run.error and run.records == 0
+    else:
+        assert run.records == run.created + run.updated + run.unchanged
