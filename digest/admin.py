@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
-from digest import composing, curation, sending, tasks
+from digest import composing, curation, tasks
 from digest.dashboard import ingest_runs_for_lists
 from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
 from subscriptions.admin import SubscriberAdmin
@@ -77,7 +77,12 @@ class SourceFilter(admin.SimpleListFilter):
     parameter_name = "source"
 
     def lookups(self, request, model_admin):
-        formats = IngestRun.objects.order_by("format").values_list("format", flat=True).distinct()
+        formats = (
+            IngestRun.objects.exclude(format__in=["", "auto"])  # "auto": failed before sniffing
+            .order_by("format")
+            .values_list("format", flat=True)
+            .distinct()
+        )
         return [(name, name) for name in formats]
 
     def queryset(self, request, queryset):
@@ -346,21 +351,13 @@ def deliveries_url(**filters) -> str:
     return f"{reverse('admin:digest_delivery_changelist')}?{urlencode(filters)}"
 
 
-def retry_deliveries(delivery_ids: list[int]) -> int:
-    """Reset failed deliveries and queue them; the send's claim keeps each one exactly-once."""
-    count = sending.retry_failed(delivery_ids)
-    for chunk in sending.chunked(delivery_ids, settings.DIGEST_SEND_CHUNK):
-        tasks.send_deliveries.delay(chunk)
-    return count
-
-
 class RetryFailedMixin:
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("digest.change_delivery")
 
     def retry(self, request, failed) -> None:
         ids = list(failed.filter(status=Delivery.Status.FAILED).values_list("pk", flat=True))
-        count = retry_deliveries(ids)
+        count = curation.retry_deliveries(ids)
         self.message_user(request, f"{count} failed deliveries queued to send again.")
 
 

@@ -1,11 +1,13 @@
-"""What an editor does to papers: edits that ingest must respect, and merging duplicates."""
+"""What an editor does: edit papers (ingest respects it), merge duplicates, retry failed sends."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
-from digest.models import DeliveredPaper, Paper
+from digest import sending, tasks
+from digest.models import DeliveredPaper, DigestRun, Paper
 
 # The fields ingest writes and an editor may correct; a corrected field is left alone by ingest.
 INGESTED_FIELDS = (
@@ -120,3 +122,18 @@ def _move_deliveries(kept: Paper, removed_ids: list[int]) -> int:
         to_move.append(min(items)[2])  # the duplicate listed highest stands for the kept paper
     DeliveredPaper.objects.filter(pk__in=to_move).update(paper=kept)
     return len(to_move)
+
+
+def retry_deliveries(delivery_ids: list[int]) -> int:
+    """Give failed deliveries fresh attempts and queue them; returns how many were failed.
+
+    Exactly-once holds: only failed deliveries are reset, and a send claims its delivery first,
+    so a sent one is never sent again. Their runs count as unfinished again, so the counts of
+    sent and failed are refreshed as the sends land (here, and on every beat tick)."""
+    count = sending.retry_failed(delivery_ids)
+    if count:
+        DigestRun.objects.filter(deliveries__pk__in=delivery_ids).update(finished_at=None)
+        for chunk in sending.chunked(delivery_ids, settings.DIGEST_SEND_CHUNK):
+            tasks.send_deliveries.delay(chunk)
+        sending.refresh_runs()
+    return count

@@ -85,6 +85,7 @@ def test_paper_search_looks_in_title_abstract_authors_and_arxiv_id(admin_client)
 
 def test_paper_filters_by_source_hidden_pinned_upvotes_and_first_seen(admin_client):
     IngestRun.objects.create(source="feed.xml", format="feed")
+    IngestRun.objects.create(source="missing.txt", format="auto", status="failed")
     make_paper("From a feed", sources=["feed"], upvotes=3)
     make_paper("From a dump", sources=["daily-text"], hidden=True)
     make_paper("Pinned", sources=["daily-text"], pinned=True, upvotes=1)
@@ -101,7 +102,9 @@ def test_paper_filters_by_source_hidden_pinned_upvotes_and_first_seen(admin_clie
         "From a dump",
         "Pinned",
     }
-    assert b'href="?source=feed"' in admin_client.get(url).content
+    sidebar = admin_client.get(url).content
+    assert b'href="?source=feed"' in sidebar
+    assert b"source=auto" not in sidebar
 
 
 def test_paper_list_sorts_by_upvotes_and_first_seen(admin_client):
@@ -433,10 +436,15 @@ def test_retry_the_failed_deliveries_of_a_run(admin_client, tasks_in_process, ou
         paper,
     )
 
+    DigestRun.objects.filter(pk=run.pk).update(planned=2, sent=1, failed=1, finished_at=NOW)
+
     run_action(admin_client, "digestrun", "retry_failed", [run])
 
     assert [message["To"] for message in read_outbox(outbox)] == ["failed@example.com"]
     assert not Delivery.objects.filter(status=Delivery.Status.FAILED).exists()
+    run.refresh_from_db()
+    assert (run.sent, run.failed) == (2, 0)
+    assert run.finished_at is not None
 
 
 def test_delivery_shows_the_papers_it_listed(admin_client):
