@@ -188,6 +188,7 @@ def test_sign_up_without_a_csrf_token_is_refused():
     response = client.post(SIGN_UP, sign_up_data())
 
     assert response.status_code == 403
+    assert b"nothing was sent or changed" in response.content
     assert not Subscriber.objects.exists()
 
 
@@ -506,3 +507,10 @@ def test_someone_signed_up_by_a_stranger_can_delete_the_address_from_the_email(c
 
     assert not Subscriber.objects.exists()
     assert len(read_outbox(outbox)) == 1  # and nothing more is sent
+
+
+def test_an_unknown_page_gets_a_readable_not_found_page(client):
+    response = client.get("/subscribe/nope/")
+
+    assert response.status_code == 404
+    assert b"Nothing here" in response.content
