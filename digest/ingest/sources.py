@@ -167,6 +167,8 @@ def _open_url(url: str, format: str) -> Input:
     if format == "feed" or (format == "auto" and not url.split("?")[0].endswith(".json")):
         try:
             fetched = feeds.fetch_feed(url)
+            if format == "auto" and _is_json_answer(fetched):
+                return _open_url(url, "daily-json")  # e.g. an API path without ".json"
             if fetched.parsed is None:
                 return Input(
                     "feed",
@@ -190,6 +192,12 @@ def _open_url(url: str, format: str) -> Input:
     opened = _whole_document(format if format != "auto" else "daily-json", data, fingerprint)
     opened.remember = lambda: FeedState.objects.update_or_create(url=url, defaults=validators)
     return opened
+
+
+def _is_json_answer(fetched: feeds.FetchedFeed) -> bool:
+    if fetched.parsed is None or fetched.parsed.entries:
+        return False
+    return "json" in fetched.parsed.get("headers", {}).get("content-type", "")
 
 
 def _fetch(url: str) -> tuple[bytes | None, dict[str, str]]:

@@ -111,3 +111,27 @@ def test_arbitrary_json_entries_never_crash_the_parser(entries):
     items = list(parse_daily_json(entries))
     assert len(items) == len(entries)
     assert all(isinstance(item, PaperRecord | Rejection) for item in items)
+
+
+@pytest.mark.django_db
+def test_a_json_api_url_without_json_suffix_is_detected_by_its_content_type():
+    body = (FIXTURES / "daily-papers.json").read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        run = ingest(f"http://127.0.0.1:{httpd.server_address[1]}/api/daily_papers")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (run.status, run.format, run.created) == (IngestRun.Status.SUCCEEDED, "daily-json", 2)
