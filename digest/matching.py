@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple
 
 import numpy as np
 from django.db.models import Max
@@ -36,7 +35,7 @@ TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
 RELEVANCE_THRESHOLD = 0.2  # below this (0..1) a paper is not sent
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
 FIRST_DIGEST_WINDOW = timedelta(days=7)
-SUBSCRIBER_CHUNK = 4096  # subscribers scored together in one dense block
+SUBSCRIBER_CHUNK = 1024  # subscribers scored together in one dense block
 TOPIC_CHUNK = 4096  # distinct topic lines scored together
 QUERY_CHUNK = 5000  # ids per IN (...) clause
 MAX_MATCHED_TERMS = 6
@@ -93,11 +92,10 @@ def stem(word: str) -> str:
     return w
 
 
-class Token(NamedTuple):
-    stem: str
-    start: int
-    end: int
-    segment: int  # tokens of different segments (split by punctuation) are never adjacent
+# A content word: (stem, start, end, segment). Words of different segments (split by
+# punctuation) are never adjacent. Plain tuples: millions are made per digest round.
+Token = tuple[str, int, int, int]
+STEM, START, END, SEGMENT = range(4)
 
 
 def analyze(text: str) -> list[Token]:
@@ -105,20 +103,20 @@ def analyze(text: str) -> list[Token]:
     tokens: list[Token] = []
     segment = 0
     for found in TOKEN.finditer(text):
-        word = found.group()
+        start, end = found.span()
+        word = text[start:end]
         if not word[0].isalnum():
             segment += 1
             continue
         lower = word.lower()
-        if lower in STOPWORDS:
-            continue
-        tokens.append(Token(stem(lower), found.start(), found.end(), segment))
+        if lower not in STOPWORDS:
+            tokens.append((stem(lower), start, end, segment))
     return tokens
 
 
 @lru_cache(maxsize=200_000)
 def topic_stems(topic: str) -> tuple[str, ...]:
-    return tuple(token.stem for token in analyze(topic))
+    return tuple(token[STEM] for token in analyze(topic))
 
 
 def parse_topic_lines(lines: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -332,7 +330,9 @@ class PaperIndex:
             ),
         )
 
-    def relevance(self, topics: Sequence[str]) -> sparse.csr_matrix:
+    def relevance(
+        self, topics: Sequence[str], *, threshold: float = RELEVANCE_THRESHOLD
+    ) -> sparse.csr_matrix:
         """topics × papers relevance in [0, 1]; below the threshold it is 0 (not stored)."""
         blocks = []
         for start in range(0, len(topics), TOPIC_CHUNK):
@@ -342,7 +342,7 @@ class PaperIndex:
                 covered = (coverage @ self.presence.T).tocsr()
                 covered.data = np.minimum(covered.data, 1.0) ** COVERAGE_POWER
                 scores = scores.multiply(covered).tocsr()
-            scores.data[scores.data < max(RELEVANCE_THRESHOLD, 1e-6)] = 0
+            scores.data[scores.data < max(threshold, 1e-6)] = 0
             scores.eliminate_zeros()
             blocks.append(scores.astype(np.float32))
         if not blocks:
@@ -382,7 +382,7 @@ class PaperIndex:
             for tokens in self._tokens[paper]:
                 where: dict[str, list[int]] = {}
                 for i, token in enumerate(tokens):
-                    where.setdefault(token.stem, []).append(i)
+                    where.setdefault(token[STEM], []).append(i)
                 maps.append(where)
             self._where[paper] = tuple(maps)
         return self._tokens[paper], self._where[paper]
@@ -406,15 +406,15 @@ class PaperIndex:
             found.sort()
             runs: list[list[int]] = []
             for i in found:
-                if runs and runs[-1][-1] == i - 1 and tokens[i - 1].segment == tokens[i].segment:
+                if runs and runs[-1][-1] == i - 1 and tokens[i - 1][SEGMENT] == tokens[i][SEGMENT]:
                     runs[-1].append(i)
                 else:
                     runs.append([i])
             for run in runs:
-                run_stems = tuple(tokens[i].stem for i in run)
+                run_stems = tuple(tokens[i][STEM] for i in run)
                 # A long form's words count only together: "language" alone is not "LLM".
                 if own.intersection(run_stems) or any(_contains(run_stems, f) for f in long_forms):
-                    surface = texts[number][tokens[run[0]].start : tokens[run[-1]].end]
+                    surface = texts[number][tokens[run[0]][START] : tokens[run[-1]][END]]
                     terms.setdefault(surface.lower(), surface)
                     in_title = in_title or number == 0
         return tuple(list(terms.values())[:MAX_MATCHED_TERMS]), in_title
@@ -480,8 +480,9 @@ def top_k(keys: np.ndarray, k: int, *, group: int = 8) -> tuple[np.ndarray, np.n
     b holds columns b, b + m, b + 2m...), keep the k blocks with the largest maxima (they hold
     the k largest values), then select among those k × group candidates."""
     n, width = keys.shape
-    if (pad := -width % group) > 0:
-        keys = np.pad(keys, ((0, 0), (0, pad)))
+    k = min(k, width)
+    if (pad := -width % group) > 0:  # padding never outranks a real column
+        keys = np.pad(keys, ((0, 0), (0, pad)), constant_values=-np.inf)
     blocks = keys.shape[1] // group
     strided = keys.reshape(n, group, blocks)
     kept = min(k, blocks)
@@ -506,6 +507,7 @@ def rank(
     pinned: Sequence[bool],
     first_seen: Sequence[float] | None = None,
     already_sent: tuple[Sequence[int], Sequence[int]] = ((), ()),
+    threshold: float = RELEVANCE_THRESHOLD,
 ) -> Picks:
     """For each interest, its papers best first: pinned matches, then relevance lifted a little by
     trending; nothing below the threshold, out of the window, excluded or already sent
@@ -518,7 +520,11 @@ def rank(
         return picks
     # Every distinct topic line is scored once against every paper; row -1 is an empty line.
     relevance = sparse.vstack(
-        [index.relevance(topics), sparse.csr_matrix((1, n_papers), dtype=np.float32)], format="csr"
+        [
+            index.relevance(topics, threshold=threshold),
+            sparse.csr_matrix((1, n_papers), dtype=np.float32),
+        ],
+        format="csr",
     )
     lift = (1 + TREND_WEIGHT * trend(np.asarray(upvotes), np.asarray(seen_counts))).astype(
         np.float32
@@ -600,10 +606,9 @@ def to_matches(
             matched_terms=terms,
             why=why,
         )
-    every = made[inverse.reshape(-1)]
+    every = list(map(made.tolist().__getitem__, inverse.reshape(-1).tolist()))
     ends = np.cumsum(picks.counts).tolist()
-    starts = [0, *ends[:-1]]
-    return [every[s:e].tolist() for s, e in zip(starts, ends, strict=True)]
+    return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 # --- from the database ---------------------------------------------------------------------------

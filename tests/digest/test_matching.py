@@ -2,10 +2,21 @@ import json
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.core.management import call_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from digest.matching import search_papers, select_papers, stem
+from digest.matching import (
+    find_acronyms,
+    search_papers,
+    select_papers,
+    stem,
+    top_k,
+    topic_stems,
+)
 from digest.models import DeliveredPaper, Delivery, Paper
 from subscriptions.models import Subscriber
 
@@ -76,6 +87,27 @@ def test_stemmer_joins_plurals_and_word_forms():
     assert stem("loss") == "loss"
 
 
+def test_acronym_definitions_are_recognised_in_their_common_shapes():
+    def defines(text: str) -> dict[str, str]:
+        return {acronym: " ".join(stems) for acronym, stems in find_acronyms(text).items()}
+
+    def words(phrase: str) -> str:
+        return " ".join(topic_stems(phrase))
+
+    assert defines("Sparse Mixture-of-Experts (MoE) layers") == {"moe": words("mixture experts")}
+    assert defines("Large Language Models (LLMs) write code") == {
+        "llm": words("large language model")
+    }
+    assert defines("Reinforcement Learning from Human Feedback (RLHF) aligns") == {
+        "rlhf": words("reinforcement learning human feedback")
+    }
+    assert defines("we adapt with Low-Rank Adaptation (LoRA).") == {
+        "lora": words("low rank adaptation")
+    }
+    assert defines("MoE (mixture of experts) models") == {"moe": words("mixture experts")}
+    assert defines("results (Table 2) and speed (CPU)") == {}
+
+
 def test_case_and_plurals_do_not_matter():
     background()
     make_paper("Diffusion models beat GANs on image synthesis")
@@ -144,6 +176,13 @@ def test_acronym_alone_does_not_stand_for_a_long_form_the_paper_never_defines():
     background()
     make_paper("Faster MoE inference", "MoE layers are slow on phones; we cache the router.")
     assert search_papers("mixture of experts") == []
+
+
+def test_plural_acronym_topic_matches_the_singular_and_its_definition():
+    background()
+    make_paper("Agents built on an LLM", "We chain calls to one LLM.")
+    make_paper("Reasoning", "Large language models (LLMs) reason step by step.")
+    assert set(titles(search_papers("LLMs"))) == {"Agents built on an LLM", "Reasoning"}
 
 
 def test_exclusion_line_drops_papers_that_mention_it():
@@ -329,6 +368,23 @@ def test_ranking_asks_the_database_a_fixed_number_of_questions(
     assert all(len(matches) == 4 for matches in selected.values())
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 6), st.integers(1, 70)),
+        elements=st.sampled_from([0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 3.0]),
+    ),
+    st.integers(1, 12),
+)
+def test_blocked_top_k_keeps_the_same_values_as_a_full_sort(keys, k):
+    columns, values = top_k(keys, k)
+    expected = -np.sort(-keys, axis=1)[:, : min(k, keys.shape[1])]
+    assert np.array_equal(values, expected)
+    assert np.array_equal(np.take_along_axis(keys, columns, axis=1), values)
+    assert all(len(set(row)) == len(row) for row in columns.tolist())
+
+
 # --- the search_papers command -------------------------------------------------------------------
 
 
@@ -353,6 +409,16 @@ def test_search_papers_command_ranks_like_the_digest():
     call_command("search_papers", "speculative decoding", "--json", stdout=out)
     digest = select_papers([subscriber], now=NOW)[subscriber.id]
     assert [row["title"] for row in json.loads(out.getvalue())] == titles(digest)
+
+
+def test_search_papers_command_prints_a_readable_list():
+    background()
+    make_paper("Speculative decoding for LLM inference")
+    out = StringIO()
+    call_command("search_papers", "speculative decoding", stdout=out)
+    assert "  1. " in out.getvalue()
+    assert "Speculative decoding for LLM inference" in out.getvalue()
+    assert 'Matches your topic "speculative decoding" in the title' in out.getvalue()
 
 
 def test_search_papers_command_says_when_nothing_is_relevant():
