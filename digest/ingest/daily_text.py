@@ -88,18 +88,23 @@ def _classify(lines: Iterable[str]) -> Iterator[_Line]:
         text = clean_text(raw)
         if not text:
             continue
+        if after_banner and text.startswith("Subscribe"):
+            text = text.removeprefix("Subscribe").strip()  # the first title, glued to the button
+            after_banner = False
+            if not text:
+                continue
+        if len(text) > LONG_LINE_CHARS:  # an abstract: no page chrome or metadata is this long
+            after_banner = False
+            yield _Line(number, "text", text)
+            continue
         lowered = text.lower()
         if lowered.startswith(_HEADER_PREFIX):
             after_banner = True
             continue
         if lowered in _HEADER_LINES or _PAGE_DATE.match(text):
             continue
-        if after_banner and text.startswith("Subscribe"):
-            text = text.removeprefix("Subscribe").strip()  # the first title, glued to the button
         after_banner = False
-        if len(text) > LONG_LINE_CHARS:
-            yield _Line(number, "text", text)
-        elif text == _SEPARATOR:
+        if text == _SEPARATOR:
             yield _Line(number, "separator", text)
         elif _PUBLISHED.match(text):
             yield _Line(number, "published", text)

@@ -135,7 +135,11 @@ class _DecodedLines:
             if first:
                 text = text.removeprefix("\ufeff")
                 first = False
-            yield from text.rstrip("\r\n").split("\r")
+            text = text.rstrip("\r\n")
+            if "\r" in text:  # old Mac line ends
+                yield from text.split("\r")
+            else:
+                yield text
 
 
 def _decode(raw: bytes) -> str:
