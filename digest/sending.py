@@ -87,6 +87,8 @@ def plan_deliveries(now: datetime) -> DigestRun:
     One transaction: a planner that dies leaves nothing half-planned. Concurrent planners are safe:
     the unique (subscriber, period) pair lets only one of them create each delivery."""
     due = due_subscribers(now)
+    if not due:
+        return DigestRun(now=now)  # not saved: a tick with nothing due leaves no row behind
     with transaction.atomic():
         run = DigestRun.objects.create(now=now)
         Delivery.objects.bulk_create(
@@ -127,6 +129,8 @@ def plan_deliveries(now: datetime) -> DigestRun:
 
 def queue_run(run: DigestRun) -> list[int]:
     """Mark the run's planned deliveries as queued now and return their ids, to send."""
+    if run.pk is None:
+        return []
     deliveries = Delivery.objects.filter(run=run, status=Delivery.Status.PLANNED)
     ids = list(deliveries.order_by("pk").values_list("pk", flat=True))
     deliveries.update(next_attempt_at=timezone.now())
@@ -383,17 +387,17 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
     if dry_run:
         with transaction.atomic():
             run = plan_deliveries(now)
-            planned = Delivery.objects.filter(run=run, status=Delivery.Status.PLANNED)
-            for delivery in load_deliveries(planned.values_list("pk", flat=True)).values():
+            for delivery in load_deliveries(queue_run(run)).values():
                 delivery_message(delivery)
-            run.report = round_report(run)
+            run.report = round_report(run) if run.pk is not None else []
             transaction.set_rollback(True)
         return run
     run = plan_deliveries(now)
     ids = queue_run(run)
     for chunk in chunked(ids, settings.DIGEST_SEND_CHUNK):
         send_deliveries(chunk)
-    refresh_runs()
-    run.refresh_from_db()
-    run.report = round_report(run)
+    if run.pk is not None:
+        refresh_runs()
+        run.refresh_from_db()
+    run.report = round_report(run) if run.pk is not None else []
     return run

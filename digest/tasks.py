@@ -15,9 +15,9 @@ def ingest_sources() -> list[int] | None:
 
 
 @shared_task(acks_late=True)
-def plan_and_send(now: str | None = None) -> int:
+def plan_and_send(now: str | None = None) -> int | None:
     """Beat's tick: plan the deliveries now due, queue them in chunks, and queue again those
-    whose worker died. Returns the run's id."""
+    whose worker died. Returns the run's id (None: nobody was due)."""
     moment = parse_datetime(now) if now else timezone.now()
     run = sending.plan_deliveries(moment)
     ids = sending.queue_run(run) + sending.stalled_deliveries()

@@ -369,3 +369,12 @@ def test_every_sample_reader_gets_a_digest_whatever_the_hour_the_demo_runs(hour,
     readers = set(Subscriber.objects.values_list("email", flat=True))
     assert {email["To"] for email in read_outbox(outbox)} == readers
     assert run.sent == 6 and all(row.papers >= 3 for row in run.report)
+
+
+def test_a_tick_with_nobody_due_leaves_no_run_behind(papers, capsys):
+    make_subscriber("late@example.com", send_hour=23)
+
+    call_command("send_digests", "--now", NOW.isoformat())
+
+    assert DigestRun.objects.count() == 0 and Delivery.objects.count() == 0
+    assert "Nobody is due" in capsys.readouterr().out

@@ -29,6 +29,11 @@ class Command(BaseCommand):
         for row in rows:
             title = row.top_title if len(row.top_title) <= 70 else row.top_title[:69] + "…"
             self.stdout.write(f"{row.email:<{width}}  {row.status:<8}  {row.papers:>6}  {title}")
+        if not rows:
+            self.stdout.write(
+                "Nobody is due: each reader gets one digest per period (their local date), "
+                "from their send hour on."
+            )
         verb = "would send" if dry_run else "sent"
         sent = run.planned if dry_run else run.sent
         self.stdout.write(

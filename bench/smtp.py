@@ -1,0 +1,140 @@
+"""Sending speed of one worker: 2,000 planned digests sent by send_deliveries (claim, compose,
+SMTP, mark sent), one SMTP connection per chunk of DIGEST_SEND_CHUNK messages, to a local aiosmtpd
+server running in another process.
+
+    .venv/bin/python bench/smtp.py                      # a temporary SQLite file
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/smtp.py
+        # a fresh database `bench_smtp` on that server, created and dropped here
+
+Prints emails/s (wall clock) and how many the server received. Target: >= 200 emails/s.
+"""
+
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+READERS = int(os.environ.get("BENCH_READERS", "2000"))
+BENCH_DATABASE = "bench_smtp"
+
+
+def serve_smtp(port: int, received, ready) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Counting:
+        async def handle_DATA(self, server, session, envelope) -> str:
+            with received.get_lock():
+                received.value += 1
+            return "250 OK"
+
+    controller = Controller(Counting(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_admin(url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def main() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    port = free_port()
+    received, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
+    server = multiprocessing.Process(target=serve_smtp, args=(port, received, ready), daemon=True)
+    server.start()
+    ready.wait(10)
+    os.environ.update(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if url.startswith("postgres"):
+            server_url, _, _ = url.rpartition("/")
+            postgres_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
+            postgres_admin(url, f"CREATE DATABASE {BENCH_DATABASE}")
+            os.environ["DATABASE_URL"] = f"{server_url}/{BENCH_DATABASE}"
+        else:
+            os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
+        try:
+            run_bench(received)
+        finally:
+            if url.startswith("postgres"):
+                postgres_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+            server.terminate()
+
+
+def run_bench(received) -> None:
+    sys.path.insert(0, str(PROJECT_DIR))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from digest import sending
+    from digest.models import Delivery, Paper
+    from subscriptions.models import Subscriber
+
+    call_command("migrate", verbosity=0)
+    now = timezone.now()
+    topics = ["mixture of experts", "quantization", "reasoning", "diffusion"]
+    Paper.objects.bulk_create(
+        Paper(
+            title=f"Study {n} of {topics[n % 4]} at scale",
+            title_key=f"study {n}",
+            abstract=f"We study {topics[n % 4]} in depth. It works well. " * 4,
+            authors=["Ada Lovelace", "Alan Turing"],
+            first_seen=now - timedelta(hours=1),
+            last_seen=now,
+        )
+        for n in range(200)
+    )
+    Subscriber.objects.bulk_create(
+        Subscriber(
+            email=f"reader{n}@example.com",
+            topics=topics[n % 4],
+            status=Subscriber.Status.ACTIVE,
+            send_hour=0,
+        )
+        for n in range(READERS)
+    )
+    ids = sending.queue_run(sending.plan_deliveries(now))
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for chunk in sending.chunked(ids, settings.DIGEST_SEND_CHUNK):
+        sending.send_deliveries(chunk)
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+
+    sent = Delivery.objects.filter(status=Delivery.Status.SENT).count()
+    assert sent == len(ids) == READERS, (sent, len(ids))
+    print(
+        f"{sent:,} digests over SMTP ({connection.vendor}, {settings.DIGEST_SEND_CHUNK} per "
+        f"connection): {seconds:.2f} s, {sent / seconds:,.0f} emails/s; "
+        f"the server received {received.value:,}; sender CPU {cpu_seconds:.2f} s"
+    )
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()
