@@ -546,17 +546,16 @@ def rank(
     sent = _pairs_matrix(*already_sent, shape=(n, n_papers))
 
     counts, papers, lines, scores = [], [], [], []
+    width = slots.shape[1]
     for a in range(0, n, SUBSCRIBER_CHUNK):
         b = min(a + SUBSCRIBER_CHUNK, n)
         # Best of each interest's topic lines, one slot (first lines, second lines...) at a time.
         best = relevance[slots[a:b, 0]].toarray()
-        best_slot = np.zeros(best.shape, dtype=np.uint8)
-        for j in range(1, slots.shape[1]):
+        for j in range(1, width):
             if (slots[a:b, j] < 0).all():
                 break
-            candidate = relevance[slots[a:b, j]].toarray()  # row -1 (no such line) is empty
-            np.copyto(best_slot, j, where=candidate > best)
-            np.maximum(best, candidate, out=best)
+            # Row -1 (no such line) is empty.
+            np.maximum(best, relevance[slots[a:b, j]].toarray(), out=best)
         best *= times[None, :] >= since[a:b, None]
         _zero_pairs(best, excluded[a:b])
         _zero_pairs(best, sent[a:b])
@@ -572,7 +571,12 @@ def rank(
         picked = top[valid]
         counts.append(valid.sum(axis=1))
         papers.append(picked)
-        lines.append(slots[a + rows, best_slot[rows, picked]])
+        # The line that matched best, looked up for the picked papers only.
+        line_scores = [
+            np.asarray(relevance[slots[a + rows, j], picked]).ravel() for j in range(width)
+        ]
+        best_line = np.argmax(np.vstack(line_scores), axis=0)
+        lines.append(slots[a + rows, best_line])
         scores.append(best[rows, picked] * lift[picked])
     picks.counts = np.concatenate(counts)
     if papers:
@@ -589,24 +593,19 @@ def to_matches(
     if not len(picks.papers):
         return [[] for _ in picks.counts]
     pair = picks.papers * len(picks.topics) + picks.lines
-    distinct, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
-    made = np.empty(len(distinct), dtype=object)
-    for k, at in enumerate(first.tolist()):
-        paper, topic = int(picks.papers[at]), picks.topics[int(picks.lines[at])]
+    _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    papers, lines, scores = (picks.papers[first], picks.lines[first], picks.scores[first])
+    pinned = np.asarray(pinned, dtype=bool).tolist()
+    made = []
+    for paper, line, score in zip(papers.tolist(), lines.tolist(), scores.tolist(), strict=True):
+        topic = picks.topics[line]
         terms, in_title = index.explain(paper, topic)
         why = f'Matches your topic "{topic}"{" in the title" if in_title else ""}: '
         why += ", ".join(terms)
         if pinned[paper]:
             why = f"Pinned by the editors. {why}"
-        made[k] = Match(
-            paper_id=paper_ids[paper],
-            score=float(picks.scores[at]),
-            pinned=bool(pinned[paper]),
-            topic=topic,
-            matched_terms=terms,
-            why=why,
-        )
-    every = list(map(made.tolist().__getitem__, inverse.reshape(-1).tolist()))
+        made.append(Match(paper_ids[paper], score, pinned[paper], topic, terms, why))
+    every = list(map(made.__getitem__, inverse.reshape(-1).tolist()))
     ends = np.cumsum(picks.counts).tolist()
     return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
 
