@@ -28,7 +28,7 @@ from subscriptions.models import Subscriber
 # BM25-style saturation of a term's weighted count in a paper.
 K1 = 1.2
 B = 0.75
-TITLE_WEIGHT = 2.5  # a word in the title counts as this many in the abstract
+TITLE_WEIGHT = 4.0  # a word in the title counts as this many in the abstract
 PHRASE_WEIGHT = 2.0  # weight of each adjacent pair of a topic, relative to its words' mean idf
 COVERAGE_POWER = 1.0  # soft AND: relevance × (share of the topic's words present) ** power
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
