@@ -12,6 +12,7 @@ from django.utils.html import escape
 
 from config.celery import app as celery_app
 from digest import composing
+from digest.ingest import ingest
 from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
 from subscriptions.models import Subscriber
 from tests.conftest import read_outbox
@@ -19,6 +20,7 @@ from tests.conftest import read_outbox
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
+SAMPLE_DUMP = Path(__file__).resolve().parents[2] / "samples" / "dumps" / "000_5d60b27bee63c9e0.txt"
 
 
 @pytest.fixture
@@ -166,6 +168,37 @@ def test_editing_a_paper_records_the_fields_the_editor_changed(admin_client):
     assert paper.edited_fields == ["authors", "title"]  # pinning is curation, not an edit
 
 
+def test_a_later_ingest_leaves_the_editors_changes_alone(admin_client, tmp_path):
+    ingest(str(SAMPLE_DUMP))
+    next_day = tmp_path / "next-day.txt"  # the same papers in another dump
+    next_day.write_text(SAMPLE_DUMP.read_text() + "\n")
+    edited, untouched = Paper.objects.exclude(abstract="").order_by("pk")[:2]
+    form = paper_form(edited, title="An Editor's Better Title", abstract="A clearer abstract.")
+    admin_client.post(reverse("admin:digest_paper_change", args=[edited.pk]), form)
+    Paper.objects.filter(pk=untouched.pk).update(abstract="Cut short behind ingest's back.")
+
+    ingest(str(next_day))
+
+    edited.refresh_from_db()
+    assert (edited.title, edited.abstract) == ("An Editor's Better Title", "A clearer abstract.")
+    assert Paper.objects.get(pk=untouched.pk).abstract == untouched.abstract  # ingest restored it
+
+
+def paper_form(paper: Paper, **changes) -> dict:
+    form = {
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors": "\n".join(paper.authors),
+        "author_count": paper.author_count or "",
+        "url": paper.url,
+        "pdf_url": paper.pdf_url,
+        "published_on": paper.published_on or "",
+        "upvotes": paper.upvotes,
+        "categories": "\n".join(paper.categories),
+    }
+    return {**form, **changes}
+
+
 def test_forget_edits_hands_the_fields_back_to_ingest(admin_client):
     paper = make_paper("Edited", edited_fields=["title"])
 
@@ -265,8 +298,6 @@ def test_paper_changelist_queries_are_bounded_for_500_rows(
 
 
 # Ingest runs
-
-SAMPLE_DUMP = Path(__file__).resolve().parents[2] / "samples" / "dumps" / "000_5d60b27bee63c9e0.txt"
 
 
 def test_ingest_run_shows_its_counts_and_every_rejected_record(admin_client):
