@@ -100,7 +100,7 @@ class PreferenceFields(forms.Form):
         widget=forms.Textarea(
             attrs={
                 "rows": 4,
-                "placeholder": "mixture of experts\nprotein folding\n-survey",
+                "placeholder": "e.g. mixture of experts\nprotein folding\n-survey",
                 "autocapitalize": "none",
             }
         ),
