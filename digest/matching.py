@@ -398,7 +398,7 @@ class PaperIndex:
             elif _contains(stems, long_form):
                 own.add(acronym)
         wanted = own.union(*long_forms)
-        terms: dict[str, str] = {}
+        found_runs: list[tuple[frozenset[str], str]] = []
         in_title = False
         texts = (self.titles[paper], self.abstracts[paper])
         for number, (tokens, where) in enumerate(zip(*self._positions(paper), strict=True)):
@@ -415,9 +415,17 @@ class PaperIndex:
                 # A long form's words count only together: "language" alone is not "LLM".
                 if own.intersection(run_stems) or any(_contains(run_stems, f) for f in long_forms):
                     surface = texts[number][tokens[run[0]][START] : tokens[run[-1]][END]]
-                    terms.setdefault(surface.lower(), surface)
+                    found_runs.append((frozenset(run_stems), surface))
                     in_title = in_title or number == 0
-        return tuple(list(terms.values())[:MAX_MATCHED_TERMS]), in_title
+        # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
+        # Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing.
+        terms: list[str] = []
+        kept: list[frozenset[str]] = []
+        for stems_of_run, surface in sorted(found_runs, key=lambda run: -len(run[0])):
+            if not any(stems_of_run <= other for other in kept):
+                kept.append(stems_of_run)
+                terms.append(surface)
+        return tuple(terms[:MAX_MATCHED_TERMS]), in_title
 
 
 def trend(upvotes: np.ndarray, seen_counts: np.ndarray) -> np.ndarray:
