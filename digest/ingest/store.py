@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Length
 
@@ -55,6 +55,25 @@ def store_papers(
     return counts
 
 
+_MERGE_READS = [
+    "title",
+    "title_key",
+    "arxiv_id",
+    "arxiv_version",
+    "authors",
+    "author_count",
+    "url",
+    "pdf_url",
+    "published_on",
+    "upvotes",
+    "categories",
+    "sources",
+    "seen_in",
+    "seen_count",
+    "edited_fields",
+]
+
+
 @dataclass
 class _Existing:
     by_arxiv_id: dict[str, Paper]
@@ -73,11 +92,11 @@ def _existing_papers(records: Sequence[PaperRecord]) -> _Existing:
     if arxiv_ids:
         condition |= Q(arxiv_id__in=arxiv_ids)
     # Locked for the batch, so an editor's save cannot land between our read and our write.
-    # Abstracts stay in the database: only their length is needed to compare.
+    # Only what merging reads: abstracts stay in the database, their length is enough.
     papers = list(
         Paper.objects.select_for_update()
         .filter(condition)
-        .defer("abstract")
+        .only(*_MERGE_READS)
         .annotate(abstract_length=Length("abstract"))
     )
     return _Existing(
@@ -131,11 +150,33 @@ def _store_round(
             counts.updated += 1
         else:
             counts.unchanged += 1
-    Paper.objects.bulk_create(new_papers)  # one statement per batch where the database allows
+    _insert(new_papers)
     counts.created = len(new_papers)
     for fields, papers in changed_by_fields.items():
         Paper.objects.bulk_update(papers, sorted(fields), batch_size=500)
     return counts
+
+
+def _insert(papers: list[Paper]) -> None:
+    """bulk_create, except on PostgreSQL, where COPY writes a batch several times faster (the
+    values still go through each field's own get_db_prep_save)."""
+    if connection.vendor != "postgresql" or len(papers) < 50:
+        Paper.objects.bulk_create(papers)
+        return
+    fields = [field for field in Paper._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(Paper._meta.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for paper in papers:
+            copy.write_row(
+                [
+                    field.get_db_prep_save(getattr(paper, field.attname), connection)
+                    for field in fields
+                ]
+            )
 
 
 def _new_paper(record: PaperRecord, fingerprint: str, source_format: str, now: datetime) -> Paper:

@@ -159,3 +159,48 @@ def test_a_batch_is_a_few_bulk_queries_not_one_per_paper():
 
     assert queries(400, "first") <= 15  # SQLite inserts at most 999 parameters at a time
     assert queries(400, "first") <= 4  # unchanged: one select in a transaction
+
+
+def test_a_large_batch_stores_every_field_as_given():
+    records = [
+        record(
+            f"Paper {n} with “quotes”, a tab\tand a backslash \\",
+            f"Abstract {n}: ünïcödé, 'single' and \"double\" quotes.",
+            arxiv_id=f"2401.{n:05d}" if n % 2 else None,
+            arxiv_version=n % 3 or None,
+            authors=["Ada Lovelace", f"Author {n}"] if n % 4 else [],
+            author_count=None if n % 4 else 7,
+            url=f"https://arxiv.org/abs/2401.{n:05d}",
+            published_on=date(2024, 1, 1 + n % 28) if n % 5 else None,
+            upvotes=n,
+            categories=["cs.LG", "cs.CL"][: n % 3],
+        )
+        for n in range(120)
+    ]
+    store(records)
+    stored = {paper.title: paper for paper in Paper.objects.all()}
+    assert len(stored) == 120
+    for given in records:
+        paper = stored[given.title]
+        assert (paper.title_key, paper.abstract, paper.arxiv_id, paper.arxiv_version) == (
+            given.title_key,
+            given.abstract,
+            given.arxiv_id,
+            given.arxiv_version,
+        )
+        assert (paper.authors, paper.author_count) == (
+            given.authors,
+            len(given.authors) or given.author_count,
+        )
+        assert (paper.url, paper.published_on, paper.upvotes, paper.categories) == (
+            given.url,
+            given.published_on,
+            given.upvotes,
+            given.categories,
+        )
+        assert (paper.sources, paper.seen_in, paper.first_seen, paper.hidden) == (
+            ["daily-text"],
+            ["dump-1"],
+            NOW,
+            False,
+        )
