@@ -14,11 +14,6 @@ from subscriptions import links
 from subscriptions.models import Subscriber, SuppressionEvent
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
-# What a reader agrees to; stored with each sign-up as the consent record.
-CONSENT_TEXT = (
-    "Email me a digest of trending research papers matching my topics, at the frequency and time "
-    "I chose. I can change my preferences or unsubscribe from a link in every email."
-)
 PREFERENCE_FIELDS = (
     "topics",
     "frequency",
@@ -42,7 +37,7 @@ class SignUp:
     email: str
     preferences: dict
     ip: str | None
-    consent_text: str = CONSENT_TEXT
+    consent_text: str  # what the form said the reader agreed to
 
 
 def sign_up(request: SignUp) -> None:

@@ -132,6 +132,11 @@ class PreferenceFields(forms.Form):
 
 
 class SignUpForm(PreferenceFields):
+    # Shown above the button and stored with each sign-up as the consent record.
+    consent_text = (
+        "Email me a digest of trending research papers matching my topics, at the frequency and "
+        "time I chose. I can change my preferences or unsubscribe from a link in every email."
+    )
     email = forms.EmailField(
         max_length=254,
         widget=forms.EmailInput(

@@ -61,7 +61,14 @@ def sign_up(request: HttpRequest) -> HttpResponse:
     email = form.cleaned_data["email"]
     if not throttling.allow("sign-up-address", email, limit=settings.SIGNUP_LIMIT_PER_ADDRESS):
         return render(request, "pages/throttled.html", status=429)
-    consent.sign_up(consent.SignUp(email=email, preferences=form.preferences(), ip=ip or None))
+    consent.sign_up(
+        consent.SignUp(
+            email=email,
+            preferences=form.preferences(),
+            ip=ip or None,
+            consent_text=form.consent_text,
+        )
+    )
     return redirect("subscriptions:check_inbox")
 
 

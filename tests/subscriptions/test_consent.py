@@ -104,6 +104,7 @@ def test_simultaneous_sign_ups_for_one_address_make_one_subscriber_and_one_email
                     email="Race@example.org",
                     preferences={"topics": "mixture of experts", "time_zone": "UTC"},
                     ip="192.0.2.1",
+                    consent_text="I agree.",
                 )
             )
         except Exception as error:  # surfaced below

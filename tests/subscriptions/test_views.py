@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions import links
+from subscriptions.forms import SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
 from tests.conftest import read_outbox
 from tests.subscriptions.conftest import links_in, sign_up_data
@@ -30,7 +31,9 @@ def test_sign_up_creates_a_pending_subscriber_and_emails_a_confirmation_link(cli
     assert subscriber.topic_lines == ["mixture of experts", "protein folding"]
     assert (subscriber.time_zone, subscriber.send_hour) == ("Europe/Paris", 7)
     assert subscriber.consent_ip == "203.0.113.9"
-    assert "unsubscribe" in subscriber.consent_text and subscriber.consent_at
+    assert subscriber.consent_at is not None
+    assert subscriber.consent_text == SignUpForm.consent_text
+    assert SignUpForm.consent_text in client.get("/").content.decode()  # what the reader saw
     [email] = read_outbox(outbox)
     assert email["To"] == "Ada@example.org"
     assert email["Subject"] == "Confirm your Paperboy digest"
