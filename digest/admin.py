@@ -29,6 +29,9 @@ from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
 from subscriptions.admin import SubscriberAdmin
 from subscriptions.models import Subscriber
 
+# The editor's lists are wide (papers, deliveries): give them the whole window.
+admin.site.enable_nav_sidebar = False
+
 
 class LinesField(forms.CharField):
     """A list of strings (a JSON field) edited as one item per line."""

@@ -113,4 +113,11 @@ def test_editor_reads_the_dashboard_and_previews_a_digest(
     email = page.frame_locator("iframe.preview-html")
     assert email.locator("body").inner_text().strip()
     page.screenshot(path=str(SCREENSHOTS / "admin-digest-preview.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/admin/digest/paper/?o=-3")
+    assert page.locator("#result_list tbody tr").count() == 100
+    page.screenshot(path=str(SCREENSHOTS / "admin-papers.png"))
+    page.goto(f"{live_server.url}/admin/digest/ingestrun/")
+    assert page.locator("button:has-text('Run an ingest now')").is_visible()
+    page.screenshot(path=str(SCREENSHOTS / "admin-ingest-runs.png"))
     page.close()
