@@ -69,6 +69,22 @@ def _time_zone_set() -> frozenset[str]:
     return frozenset(time_zone_names())
 
 
+class SharedChoicesMixin:
+    """These fields' choices are fixed (only ever replaced, never changed in place), so each form
+    shares them instead of deep-copying them on every request."""
+
+    def __deepcopy__(self, memo):
+        return forms.Field.__deepcopy__(self, memo)
+
+
+class FixedChoiceField(SharedChoicesMixin, forms.ChoiceField):
+    pass
+
+
+class FixedTypedChoiceField(SharedChoicesMixin, forms.TypedChoiceField):
+    pass
+
+
 def clean_topic_lines(text: str) -> str:
     """One keyword or phrase per line, at most Subscriber.MAX_TOPICS, at least one that is not an
     exclusion ('-word'); blank and repeated lines are dropped."""
@@ -107,18 +123,18 @@ class PreferenceFields(forms.Form):
         max_length=4000,
         help_text="One keyword or phrase per line, up to 20. Start a line with “-” to exclude it.",
     )
-    frequency = forms.ChoiceField(
+    frequency = FixedChoiceField(
         choices=Subscriber.Frequency.choices,
         initial=Subscriber.Frequency.DAILY,
         widget=forms.RadioSelect,
     )
-    weekday = forms.TypedChoiceField(
+    weekday = FixedTypedChoiceField(
         choices=Subscriber.Weekday.choices,
         coerce=int,
         initial=Subscriber.Weekday.MONDAY,
         label="Weekly on",
     )
-    send_hour = forms.TypedChoiceField(
+    send_hour = FixedTypedChoiceField(
         choices=HOUR_CHOICES, coerce=int, initial=7, label="Send at (local time)"
     )
     time_zone = TimeZoneField(initial="UTC")
@@ -164,7 +180,7 @@ class SignUpForm(PreferenceFields):
 
 
 class PreferencesForm(PreferenceFields):
-    papers_per_digest = forms.TypedChoiceField(
+    papers_per_digest = FixedTypedChoiceField(
         choices=[(n, str(n)) for n in (3, 5, 10, 15, 20, 30)],
         coerce=int,
         initial=10,
