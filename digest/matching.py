@@ -564,7 +564,8 @@ def rank(
                 break
             # Row -1 (no such line) is empty.
             np.maximum(best, relevance[slots[a:b, j]].toarray(), out=best)
-        best *= times[None, :] >= since[a:b, None]
+        if since[a:b].max() > times.min():  # someone's window starts after the oldest paper
+            best *= times[None, :] >= since[a:b, None]
         _zero_pairs(best, excluded[a:b])
         _zero_pairs(best, sent[a:b])
         keys = best * lift[None, :]
