@@ -325,11 +325,13 @@ def test_lost_queued_deliveries_are_queued_again(planned, settings):
     assert sending.stalled_deliveries() == []  # queued again just now
 
 
-def test_plan_and_send_task_sends_everything_due(papers, outbox):
+def test_plan_and_send_task_sends_everything_due(papers, outbox, monkeypatch):
+    from config.celery import app
     from digest.tasks import plan_and_send
 
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # in-process, even with a broker
     make_subscriber("ada@example.com")
-    plan_and_send.delay(NOW.isoformat())  # eager without a broker
+    plan_and_send.delay(NOW.isoformat())
 
     assert sent_to(outbox) == ["ada@example.com"]
     assert DigestRun.objects.get().sent == 1
