@@ -43,9 +43,9 @@ def setup() -> None:
 
 
 def words(text: str) -> list[str]:
-    from digest.matching import segment_stems
+    from digest.matching import STEM, analyze
 
-    return [s for run in segment_stems(text) for s in run]
+    return [token[STEM] for token in analyze(text)]
 
 
 def positive_text(query: str) -> str:

@@ -47,8 +47,6 @@ KEEP_WHOLE = frozenset({"embed", "embeds", "speed", "speeds", "seed", "seeds", "
 TOKEN = re.compile(r"[A-Za-z0-9]+|[.,;:!?()\[\]{}\"]")
 ACRONYM = re.compile(r"^(?=(?:.*[A-Z]){2})[A-Za-z][A-Za-z0-9]{1,9}$")
 PARENTHESIS = re.compile(r"\(([^()]{1,80})\)")
-PUNCTUATION = re.compile(r"[.,;:!?()\[\]{}\"]")
-WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -195,14 +193,15 @@ def find_acronyms(text: str) -> dict[str, tuple[str, ...]]:
 # --- papers --------------------------------------------------------------------------------------
 
 
-def segment_stems(text: str) -> list[list[str]]:
-    """The stems of `text`'s content words, in runs between punctuation (phrases never cross it).
-    The fast path for indexing; `analyze` gives the same stems with positions."""
-    runs = []
-    for segment in PUNCTUATION.split(text.lower()):
-        stems = [stem(w) for w in WORD.findall(segment) if w not in STOPWORDS]
-        if stems:
-            runs.append(stems)
+def segment_runs(tokens: Sequence[Token]) -> list[list[str]]:
+    """The tokens' stems in runs between punctuation (a phrase never crosses it)."""
+    runs: list[list[str]] = []
+    last = -1
+    for stem_, _, _, segment in tokens:
+        if segment != last:
+            runs.append([])
+            last = segment
+        runs[-1].append(stem_)
     return runs
 
 
@@ -245,7 +244,7 @@ class PaperIndex:
     saturation: sparse.csr_matrix | None = None  # papers × features, BM25 saturated tf in [0, 1)
     presence: sparse.csr_matrix | None = None  # papers × features, 1 where the feature occurs
     acronyms: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
-    _tokens: dict[int, tuple[list[Token], ...]] = field(default_factory=dict)
+    tokens: list[tuple[list[Token], list[Token]]] = field(default_factory=list)
     _where: dict[int, tuple[dict[str, list[int]], ...]] = field(default_factory=dict)
 
     @classmethod
@@ -257,7 +256,9 @@ class PaperIndex:
         for row, (title, abstract) in enumerate(zip(index.titles, index.abstracts, strict=True)):
             acronyms = find_acronyms(f"{title}. {abstract}")
             index.acronyms.append(acronyms)
-            title_runs, abstract_runs = segment_stems(title), segment_stems(abstract)
+            title_tokens, abstract_tokens = analyze(title), analyze(abstract)
+            index.tokens.append((title_tokens, abstract_tokens))
+            title_runs, abstract_runs = segment_runs(title_tokens), segment_runs(abstract_tokens)
             counts = _field_counts(abstract_runs, acronyms)
             for key, value in _field_counts(title_runs, acronyms).items():
                 counts[key] += TITLE_WEIGHT * value
@@ -374,18 +375,17 @@ class PaperIndex:
         hits.eliminate_zeros()
         return hits
 
-    def _positions(self, paper: int) -> tuple[tuple[list[Token], ...], tuple[dict, ...]]:
-        """The paper's analysed title and abstract, and where each stem occurs in them."""
+    def _positions(self, paper: int) -> tuple[dict[str, list[int]], ...]:
+        """Where each stem occurs in the paper's title and abstract tokens."""
         if paper not in self._where:
-            self._tokens[paper] = (analyze(self.titles[paper]), analyze(self.abstracts[paper]))
             maps = []
-            for tokens in self._tokens[paper]:
+            for tokens in self.tokens[paper]:
                 where: dict[str, list[int]] = {}
                 for i, token in enumerate(tokens):
                     where.setdefault(token[STEM], []).append(i)
                 maps.append(where)
             self._where[paper] = tuple(maps)
-        return self._tokens[paper], self._where[paper]
+        return self._where[paper]
 
     def explain(self, paper: int, topic: str) -> tuple[tuple[str, ...], bool]:
         """(the paper's own words that matched the topic, whether the title matched)."""
@@ -401,7 +401,8 @@ class PaperIndex:
         found_runs: list[tuple[frozenset[str], str]] = []
         in_title = False
         texts = (self.titles[paper], self.abstracts[paper])
-        for number, (tokens, where) in enumerate(zip(*self._positions(paper), strict=True)):
+        fields = zip(self.tokens[paper], self._positions(paper), strict=True)
+        for number, (tokens, where) in enumerate(fields):
             found = [i for s in wanted if s in where for i in where[s]]
             found.sort()
             runs: list[list[int]] = []
