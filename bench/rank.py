@@ -101,7 +101,7 @@ def main() -> None:
     clock = [(time.perf_counter(), time.process_time())]
     index = PaperIndex.build(titles, abstracts)
     clock.append((time.perf_counter(), time.process_time()))
-    ranked = rank(
+    picks = rank(
         index,
         interests,
         upvotes=upvotes,
@@ -111,7 +111,7 @@ def main() -> None:
         already_sent=(sent_rows, sent_cols),
     )
     clock.append((time.perf_counter(), time.process_time()))
-    matches = to_matches(index, ranked, list(range(options.papers)), pinned)
+    matches = to_matches(index, picks, list(range(options.papers)), pinned)
     clock.append((time.perf_counter(), time.process_time()))
 
     sent = sum(len(m) for m in matches)

@@ -66,8 +66,10 @@ class Match:
 def stem(word: str) -> str:
     """A small suffix stripper: plurals and the commonest word forms meet at one stem."""
     w = word.lower()
-    if len(w) <= 3 or w.isdigit() or w in KEEP_WHOLE:
-        return w.removesuffix("s") if w in KEEP_WHOLE else w
+    if w in KEEP_WHOLE:  # "embed" is no -ed form of "emb"
+        return w.removesuffix("s")
+    if len(w) <= 3 or w.isdigit():
+        return w
     if w.endswith("sses"):
         w = w[:-2]
     elif w.endswith("ies") and len(w) > 4:
@@ -680,7 +682,7 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
         )
     ids, titles, abstracts, upvotes, seen, pinned, first_seen = zip(*papers, strict=True)
     index = PaperIndex.build(titles, abstracts)
-    ranked = rank(
+    picks = rank(
         index,
         interests,
         upvotes=upvotes,
@@ -689,8 +691,8 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
         first_seen=[moment.timestamp() for moment in first_seen],
         already_sent=(sent_rows, sent_cols),
     )
-    matches = to_matches(index, ranked, ids, pinned)
-    return {s.id: picks for s, picks in zip(subscribers, matches, strict=True)}
+    matches = to_matches(index, picks, ids, pinned)
+    return {s.id: chosen for s, chosen in zip(subscribers, matches, strict=True)}
 
 
 def search_papers(query: str, *, limit: int = 10) -> list[Match]:
@@ -706,11 +708,11 @@ def search_papers(query: str, *, limit: int = 10) -> list[Match]:
         return []
     ids, titles, abstracts, upvotes, seen, pinned = zip(*papers, strict=True)
     index = PaperIndex.build(titles, abstracts)
-    ranked = rank(
+    picks = rank(
         index,
         [Interest(topics, exclusions, limit)],
         upvotes=upvotes,
         seen_counts=seen,
         pinned=pinned,
     )
-    return to_matches(index, ranked, ids, pinned)[0]
+    return to_matches(index, picks, ids, pinned)[0]
