@@ -293,15 +293,14 @@ def send_delivery(
         (connection or get_connection()).send_messages([message])
     except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
         return _record_failure(delivery, now, error)
-    status = getattr(message, "anymail_status", None)
-    esp_id = (getattr(status, "message_id", None) if status else None) or ""
+    esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
     if not _release(
         delivery,
         now,
         status=Delivery.Status.SENT,
         sent_at=timezone.now(),
         message_id=message.extra_headers["Message-ID"],
-        esp_message_id=str(esp_id)[:255],
+        esp_message_id="" if esp_id is None else str(esp_id)[:255],
         error="",
     ):
         logger.warning("delivery %s was taken over while it was being sent", delivery_id)

@@ -1,4 +1,5 @@
 import smtplib
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -380,3 +381,41 @@ def test_a_tick_with_nobody_due_leaves_no_run_behind(papers, capsys):
 
     assert DigestRun.objects.count() == 0 and Delivery.objects.count() == 0
     assert "Nobody is due" in capsys.readouterr().out
+
+
+def test_esp_message_id_is_recorded_when_the_esp_gives_one(papers, settings):
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    make_subscriber("ada@example.com")
+
+    sending.run_digest_round(NOW)
+
+    [message] = mail.outbox
+    delivery = Delivery.objects.get()
+    assert delivery.esp_message_id == str(message.anymail_status.message_id) != ""
+
+
+def test_postmark_answers_are_sorted_into_sent_and_retry_later(papers, settings):
+    from tests.digest.test_sending_worker import FakePostmark
+
+    server = FakePostmark(failure_rate=0.5)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "test", "POSTMARK_API_URL": server.url}
+    for n in range(20):
+        make_subscriber(f"reader{n}@example.com")
+    try:
+        results = sending.send_deliveries(sending.queue_run(sending.plan_deliveries(NOW)))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    sent = Delivery.objects.filter(status=Delivery.Status.SENT)
+    waiting = Delivery.objects.filter(status=Delivery.Status.PLANNED, attempts=1)
+    assert sent.count() == len(server.accepted) and waiting.count() == server.failures
+    assert sent.count() + waiting.count() == 20 and server.failures > 0
+    assert {results[d.pk].outcome for d in waiting} == {Outcome.RETRY}
+    assert sorted(sent.values_list("esp_message_id", flat=True)) == sorted(
+        message["MessageID"] for message in server.accepted
+    )
