@@ -158,25 +158,26 @@ def _store_round(
 
 
 def _insert(papers: list[Paper]) -> None:
-    """bulk_create, except on PostgreSQL, where COPY writes a batch several times faster (the
-    values still go through each field's own get_db_prep_save)."""
-    if connection.vendor != "postgresql" or len(papers) < 50:
-        Paper.objects.bulk_create(papers)
+    """A bulk insert without bulk_create's per-value SQL compilation, which was most of a first
+    ingest's time (bench/ingest.py): COPY on PostgreSQL, elsewhere one prepared INSERT run by
+    executemany. Values still go through each field's own get_db_prep_save."""
+    if not papers:
         return
     fields = [field for field in Paper._meta.concrete_fields if not field.primary_key]
+    rows = (
+        [field.get_db_prep_save(getattr(paper, field.attname), connection) for field in fields]
+        for paper in papers
+    )
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(Paper._meta.db_table)
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for paper in papers:
-            copy.write_row(
-                [
-                    field.get_db_prep_save(getattr(paper, field.attname), connection)
-                    for field in fields
-                ]
-            )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
 
 
 def _new_paper(record: PaperRecord, fingerprint: str, source_format: str, now: datetime) -> Paper:

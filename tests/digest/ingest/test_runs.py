@@ -7,7 +7,7 @@ from django.db import IntegrityError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.ingest import ingest, ingest_sources
+from digest.ingest import ingest, ingest_sources, store
 from digest.ingest.daily_text import parse_daily_text
 from digest.ingest.records import PaperRecord
 from digest.models import IngestRun, Paper
@@ -147,17 +147,16 @@ def test_a_dump_is_written_in_batches_as_it_is_read(tmp_path):
 def test_a_crash_mid_file_keeps_committed_batches_whole_and_marks_the_run_failed(
     tmp_path, monkeypatch
 ):
-    real_bulk_create = Paper.objects.bulk_create
+    real_insert = store._insert
     calls = []
 
-    def bulk_create_then_crash_on_the_second_batch(papers, **kwargs):
+    def insert_then_crash_on_the_second_batch(papers):
         calls.append(len(papers))
-        created = real_bulk_create(papers, **kwargs)  # written inside the batch's transaction
+        real_insert(papers)  # written inside the batch's transaction
         if len(calls) == 2:
             raise IntegrityError("disk on fire")
-        return created
 
-    monkeypatch.setattr(Paper.objects, "bulk_create", bulk_create_then_crash_on_the_second_batch)
+    monkeypatch.setattr(store, "_insert", insert_then_crash_on_the_second_batch)
     run = ingest(write(tmp_path, dump(*(f"Paper {n}" for n in range(25)))), batch_size=10)
     assert run.status == IngestRun.Status.FAILED
     assert run.error == "IntegrityError: disk on fire"
