@@ -1,19 +1,13 @@
-"""The sample dumps read into (title, abstract, upvotes) records, for the ranking benchmarks.
+"""The sample dumps as (title, abstract, upvotes) records, for the ranking benchmarks.
 
-A tiny reader of the two layouts in samples/dumps/ (one title line then one abstract line, or the
-page dump with blank lines, dates and "N authors"), so the benches need no database.
+Read with the ingest's own parser and deduplicated by its title key, as `ingest` stores them,
+but without a database.
 """
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DUMPS = Path(__file__).resolve().parent.parent / "samples" / "dumps"
-BOILERPLATE = re.compile(
-    r"^(new|Subscribe|Daily Papers|byAK and the research community|Get trending papers.*|·|"
-    r"•.*authors?|[A-Z][a-z]{2} \d{1,2}(, \d{4})?( \d+)?)$"
-)
-VOTES = re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4} (\d+)$")
 
 
 @dataclass(frozen=True)
@@ -24,29 +18,28 @@ class SamplePaper:
 
 
 def read_samples(folder: Path = DUMPS) -> list[SamplePaper]:
-    """Every distinct paper of the dumps (by lower-cased title), in file order."""
+    """Every distinct paper of the dumps, in file order (the first copy of each)."""
+    from digest.ingest.daily_text import parse_daily_text
+    from digest.ingest.records import PaperRecord
+
     papers: dict[str, SamplePaper] = {}
     for path in sorted(folder.glob("*.txt")):
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        lines = [line.removeprefix("Subscribe") for line in lines if line]
-        i = 0
-        while i < len(lines) - 1:
-            title, abstract = lines[i], lines[i + 1]
-            if BOILERPLATE.match(title) or BOILERPLATE.match(abstract) or len(abstract) < 80:
-                i += 1
-                continue
-            upvotes, j = 0, i + 2
-            while j < len(lines) and BOILERPLATE.match(lines[j]):
-                if found := VOTES.match(lines[j]):
-                    upvotes = int(found.group(1))
-                j += 1
-            papers.setdefault(title.lower(), SamplePaper(title, abstract, upvotes))
-            i = j
+        for record in parse_daily_text(path.read_text(encoding="utf-8").splitlines()):
+            if isinstance(record, PaperRecord):
+                papers.setdefault(
+                    record.title_key, SamplePaper(record.title, record.abstract, record.upvotes)
+                )
     return list(papers.values())
 
 
 if __name__ == "__main__":
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
     samples = read_samples()
     print(f"{len(samples)} papers")
-    for paper in samples[:5]:
-        print(paper.upvotes, "|", paper.title, "|", paper.abstract[:60])
