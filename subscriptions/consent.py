@@ -104,7 +104,7 @@ def _claim_email_slot(subscriber: Subscriber) -> bool:
 
 
 def send_confirmation(subscriber: Subscriber) -> bool:
-    """Email the signed confirmation link; False when one went to this address within the hour."""
+    """Queue the signed confirmation link; False when one went to this address within the hour."""
     if not _claim_email_slot(subscriber):
         return False
     _email_confirmation(subscriber)
@@ -112,28 +112,43 @@ def send_confirmation(subscriber: Subscriber) -> bool:
 
 
 def _email_confirmation(subscriber: Subscriber) -> None:
-    send_email(
-        "confirm",
-        subscriber.email,
-        {
-            "subscriber": subscriber,
-            "confirm_url": links.confirm_url(subscriber),
-            "preferences_url": links.preferences_url(subscriber),
-            "lifetime_days": links.LIFETIMES["confirm"].days,
-        },
-    )
+    _queue_email(subscriber, "confirm")
 
 
 def _send_existing(subscriber: Subscriber) -> bool:
     if not _claim_email_slot(subscriber):
         return False
-    send_email(
-        "confirm-existing",
-        subscriber.email,
-        {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)},
-        headers=_list_unsubscribe_headers(subscriber),
-    )
+    _queue_email(subscriber, "confirm-existing")
     return True
+
+
+def _queue_email(subscriber: Subscriber, template: str) -> None:
+    # Queued after the row is committed (callers run in autocommit, as views do); the task
+    # retries if a caller's transaction has not committed yet when a worker picks it up.
+    from subscriptions.tasks import send_consent_email
+
+    send_consent_email.delay(subscriber.pk, template)
+
+
+class SubscriberNotCommitted(Exception):
+    """The task ran before the row it was queued for became visible: retry."""
+
+
+def deliver_consent_email(subscriber_id: int, template: str) -> None:
+    """Render and send a confirmation ("confirm") or an "already subscribed" reminder
+    ("confirm-existing")."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        # Not committed yet (the task retries a few times), or erased meanwhile (it gives up).
+        raise SubscriberNotCommitted(subscriber_id)
+    context = {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)}
+    headers = None
+    if template == "confirm":
+        context["confirm_url"] = links.confirm_url(subscriber)
+        context["lifetime_days"] = links.LIFETIMES["confirm"].days
+    else:
+        headers = _list_unsubscribe_headers(subscriber)
+    send_email(template, subscriber.email, context, headers=headers)
 
 
 def _list_unsubscribe_headers(subscriber: Subscriber) -> dict[str, str]:

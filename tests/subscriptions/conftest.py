@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from subscriptions.models import Subscriber
 from tests.conftest import read_outbox
 
@@ -31,6 +32,13 @@ def links_in(folder: Path) -> list[tuple[str, str]]:
         text = message.get_body(("plain",)).get_content()
         found += LINK.findall(text)
     return found
+
+
+@pytest.fixture(autouse=True)
+def emails_sent_in_process(monkeypatch):
+    """Consent emails go through a Celery task; run it in-process, even with a broker configured,
+    so a test sees the email in its outbox (test_tasks.py checks the real worker path)."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
 
 
 @pytest.fixture
