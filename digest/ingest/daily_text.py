@@ -14,7 +14,7 @@ which case the first title lost its abstract and is reported.
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from digest.ingest.records import COUNT_MAX, PaperRecord, Rejection, clean_text
 
@@ -27,7 +27,8 @@ _HEADER_LINES = {
     "byak and the research community",
 }
 _HEADER_PREFIX = "get trending papers in your email inbox"
-_MONTH = r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_MONTH = rf"(?P<month>{'|'.join(_MONTHS)})[a-z]*\.?"
 _PAGE_DATE = re.compile(rf"^{_MONTH} \d{{1,2}}$")
 _PUBLISHED = re.compile(rf"^{_MONTH} (?P<day>\d{{1,2}}), (?P<year>\d{{4}})(?: (?P<upvotes>\d+))?$")
 _AUTHORS = re.compile(r"^•\s*(?:(?P<count>\d+) authors?|(?P<names>.+))$")
@@ -130,9 +131,7 @@ def _apply_metadata(record: PaperRecord, line: _Line) -> None:
 
 def _published_on(match: re.Match) -> date | None:
     try:
-        return datetime.strptime(
-            f"{match['month']} {match['day']} {match['year']}", "%b %d %Y"
-        ).date()
+        return date(int(match["year"]), _MONTHS.index(match["month"]) + 1, int(match["day"]))
     except ValueError:
         return None
 
