@@ -5,7 +5,6 @@ at a sentence boundary, escaped) is a `PaperBlock`, built once per paper and pro
 every email in the run; per reader only the highlighting, the "why" line and the links differ.
 """
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,13 +91,13 @@ def _authors_text(authors: Sequence[str], author_count: int | None) -> str:
     return ", ".join(names)
 
 
-_blocks: dict[tuple[int, str], PaperBlock] = {}
+_blocks: dict[tuple[int, int], PaperBlock] = {}
 
 
-def _paper_fingerprint(paper: Paper) -> str:
-    parts = (paper.title, paper.abstract, paper.arxiv_id or "", paper.url, str(paper.upvotes))
-    joined = "\x1f".join((*parts, *map(str, paper.authors or [])))
-    return hashlib.blake2b(joined.encode(), digest_size=8).hexdigest()
+def _paper_fingerprint(paper: Paper) -> int:
+    """Changes when anything the block shows changes (an editor's fix, new upvotes)."""
+    authors = tuple(map(str, paper.authors or []))
+    return hash((paper.title, paper.abstract, paper.arxiv_id, paper.url, paper.upvotes, authors))
 
 
 def paper_block(paper: Paper) -> PaperBlock:

@@ -24,8 +24,8 @@ from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRe
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.message import EmailMessage
-from django.db import transaction
-from django.db.models import Count, F, Prefetch, Q, prefetch_related_objects
+from django.db import connection, transaction
+from django.db.models import Count, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
 from digest.composing import compose_digest, list_id_domain
@@ -213,26 +213,56 @@ def retry_delay(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+# The claim and its release run twice per email: written as plain SQL, as the ORM would write
+# them, because building the ORM's query costs ten times as much as running it.
+
+
+def _column(name: str) -> str:
+    return connection.ops.quote_name(Delivery._meta.get_field(name).column)
+
+
+def _value(name: str, value):
+    return Delivery._meta.get_field(name).get_db_prep_save(value, connection)
+
+
 def _claim(delivery_id: int, now: datetime) -> bool:
+    """planned (and due) -> sending, or take over a claim older than the timeout; True if ours."""
     stale = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT_SECONDS)
-    ready = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=1))
-    claimable = Q(status=Delivery.Status.PLANNED) & ready | Q(
-        status=Delivery.Status.SENDING, claimed_at__lt=stale
+    status, claimed_at, next_attempt_at = map(_column, ["status", "claimed_at", "next_attempt_at"])
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)}"
+        f" SET {status} = %s, {claimed_at} = %s, {_column('attempts')} = {_column('attempts')} + 1"
+        f" WHERE {_column('id')} = %s AND ("
+        f"({status} = %s AND ({next_attempt_at} IS NULL OR {next_attempt_at} <= %s))"
+        f" OR ({status} = %s AND {claimed_at} < %s))"
     )
-    return bool(
-        Delivery.objects.filter(claimable, pk=delivery_id).update(
-            status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-        )
-    )
+    params = [
+        Delivery.Status.SENDING.value,
+        _value("claimed_at", now),
+        delivery_id,
+        Delivery.Status.PLANNED.value,
+        _value("next_attempt_at", now + timedelta(seconds=1)),
+        Delivery.Status.SENDING.value,
+        _value("claimed_at", stale),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def _release(delivery: Delivery, claimed_at: datetime, **fields) -> bool:
     """Update our own claim only: a claim taken over by another worker is no longer ours."""
-    return bool(
-        Delivery.objects.filter(
-            pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=claimed_at
-        ).update(**fields)
+    assignments = ", ".join(f"{_column(name)} = %s" for name in fields)
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET {assignments}"
+        f" WHERE {_column('id')} = %s AND {_column('status')} = %s"
+        f" AND {_column('claimed_at')} = %s"
     )
+    params = [_value(name, value) for name, value in fields.items()]
+    params += [delivery.pk, Delivery.Status.SENDING.value, _value("claimed_at", claimed_at)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def load_deliveries(delivery_ids: Iterable[int]) -> dict[int, Delivery]:
