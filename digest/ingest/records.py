@@ -53,11 +53,10 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
-_UNTIDY = re.compile("[^\\S ]|[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]|  |^ | $")
 
 
 def clean_text(text: str) -> str:
     """One line of plain text: no control or zero-width characters, single spaces."""
-    if not _UNTIDY.search(text):
-        return text  # most lines: one scan, no copies
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # most lines: tidy already (isprintable is False for tabs, NBSP, controls)
     return " ".join(_INVISIBLE.sub(" ", text).split())
