@@ -385,6 +385,25 @@ def test_blocked_top_k_keeps_the_same_values_as_a_full_sort(keys, k):
     assert all(len(set(row)) == len(row) for row in columns.tolist())
 
 
+def test_many_subscribers_are_read_in_chunks_with_the_same_result(monkeypatch):
+    background()
+    old = make_paper("Speculative decoding for LLM inference", days_ago=3)
+    new = make_paper("Speculative decoding with draft heads", days_ago=0.5)
+    readers = [make_subscriber("speculative decoding") for _ in range(5)]
+    for reader in readers[::2]:
+        send(reader, [old], when=NOW - timedelta(days=1))
+    whole = select_papers(readers, now=NOW)
+    monkeypatch.setattr("digest.matching.QUERY_CHUNK", 2)
+    assert select_papers(readers, now=NOW) == whole
+    assert [{m.paper_id for m in whole[r.id]} for r in readers] == [
+        {new.id},
+        {new.id, old.id},
+        {new.id},
+        {new.id, old.id},
+        {new.id},
+    ]
+
+
 # --- the search_papers command -------------------------------------------------------------------
 
 
