@@ -44,7 +44,7 @@ _STOPWORDS_TEXT = """a an and are as at be by can do does for from has have how 
 of on or our s t that the their this to toward towards via vs we what when which why with without"""
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 KEEP_WHOLE = frozenset({"embed", "embeds", "speed", "speeds", "seed", "seeds", "need", "feed"})
-TOKEN = re.compile(r"[A-Za-z0-9]+|[.,;:!?()\[\]{}\"]")
+TOKEN = re.compile(r"[^\W_]+|[.,;:!?()\[\]{}\"]")  # words (any script) and punctuation
 ACRONYM = re.compile(r"^(?=(?:.*[A-Z]){2})[A-Za-z][A-Za-z0-9]{1,9}$")
 PARENTHESIS = re.compile(r"\(([^()]{1,80})\)")
 

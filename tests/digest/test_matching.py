@@ -116,6 +116,13 @@ def test_case_and_plurals_do_not_matter():
     ]
 
 
+def test_words_with_accents_match_whole():
+    background()
+    make_paper("Schrödinger bridges for generative modelling")
+    (match,) = search_papers("schrödinger bridge")
+    assert match.matched_terms == ("Schrödinger bridges",)
+
+
 def test_word_forms_match():
     background()
     make_paper("Generating code with retrieval")
