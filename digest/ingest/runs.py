@@ -41,8 +41,9 @@ def ingest(
         with open_input(source, format=format) as opened:
             run.format, run.note = opened.format, opened.note
             run.save(update_fields=["format", "note"])
+            stored_from_input: set[int] = set()
             for batch in _batches(opened.items, batch_size):
-                _ingest_batch(run, batch, fingerprint=opened.fingerprint)
+                _ingest_batch(run, batch, opened.fingerprint, stored_from_input)
                 reset_queries()  # with DEBUG on, the query log would grow with the dump
                 if progress:
                     progress(run, opened.position(), opened.size)
@@ -91,7 +92,10 @@ def ingest_configured_sources() -> list[IngestRun] | None:
 
 
 def _ingest_batch(
-    run: IngestRun, batch: list[PaperRecord | Rejection], *, fingerprint: str
+    run: IngestRun,
+    batch: list[PaperRecord | Rejection],
+    fingerprint: str,
+    stored_from_input: set[int],
 ) -> None:
     records = []
     for item in batch:
@@ -102,7 +106,11 @@ def _ingest_batch(
         else:
             records.append(item)
     counts = store_papers(
-        records, fingerprint=fingerprint, source_format=run.format, now=timezone.now()
+        records,
+        fingerprint=fingerprint,
+        source_format=run.format,
+        now=timezone.now(),
+        stored_from_input=stored_from_input,
     )
     run.records += len(records)
     run.created += counts.created

@@ -1,11 +1,13 @@
-"""Writing parsed records as Paper rows: one bulk select, one bulk insert and a few bulk updates
-per batch, all in one transaction, whatever the batch size.
+"""Writing parsed records as Paper rows: a light bulk select, then for the records that need it
+one full bulk select, one bulk insert and a few bulk updates per batch, in one transaction.
 
 A record is the paper already stored under its arXiv id, else under its title key, else a new
 paper. Merging never touches hidden, pinned or any field an editor changed (`edited_fields`);
 upvotes keep the highest seen; a newer arXiv version refreshes title, abstract and authors; a
 dump's truncated abstract never replaces a longer one. `seen_in` holds the fingerprints of the
-inputs a paper appeared in, so ingesting the same input again changes nothing.
+inputs a paper appeared in: a record whose paper already holds its input's fingerprint was
+merged when that input was first stored, so it is unchanged without reading the paper again,
+unless the input holds that paper more than once (then every later record is merged).
 """
 
 from collections.abc import Sequence
@@ -33,15 +35,23 @@ class StoreCounts:
 
 
 def store_papers(
-    records: Sequence[PaperRecord], *, fingerprint: str, source_format: str, now: datetime
+    records: Sequence[PaperRecord],
+    *,
+    fingerprint: str,
+    source_format: str,
+    now: datetime,
+    stored_from_input: set[int] | None = None,
 ) -> StoreCounts:
-    """Create or merge the records, atomically. Two records for the same paper in one batch are
-    written in successive rounds, exactly as if they had come in separate batches."""
+    """Create or merge the records, atomically. `stored_from_input` carries, from one batch of an
+    input to the next, hashes of the title keys and arXiv ids already stored from that input.
+    Two records for the same paper in one batch are written in successive rounds, exactly as if
+    they had come in separate batches."""
+    stored_from_input = set() if stored_from_input is None else stored_from_input
     counts = StoreCounts()
-    pending = list(records)
     with transaction.atomic():
+        pending, known = _records_to_write(records, fingerprint, stored_from_input, counts)
+        existing = _existing_papers(known) if known else _Existing({}, {})
         while pending:
-            existing = _existing_papers(pending)
             this_round, pending = _one_record_per_paper(pending, existing)
             counts.add(
                 _store_round(
@@ -52,7 +62,55 @@ def store_papers(
                     now=now,
                 )
             )
+            if pending:
+                existing = _existing_papers(pending)
+    for record in records:
+        stored_from_input.update(_identities(record))
     return counts
+
+
+def _records_to_write(
+    records: Sequence[PaperRecord],
+    fingerprint: str,
+    stored_from_input: set[int],
+    counts: StoreCounts,
+) -> tuple[list[PaperRecord], list[PaperRecord]]:
+    """The records to write (and, of those, the ones whose paper exists), after one light query
+    counts as unchanged those whose paper already holds this input's fingerprint."""
+    rows = Paper.objects.filter(_matching(records)).values_list("arxiv_id", "title_key", "seen_in")
+    by_arxiv_id = {arxiv_id: fingerprint in seen for arxiv_id, _, seen in rows if arxiv_id}
+    by_title_key = {title_key: fingerprint in seen for _, title_key, seen in rows}
+    repeats = set(stored_from_input)
+    to_write, known = [], []
+    for record in records:
+        identities = _identities(record)
+        if record.arxiv_id and record.arxiv_id in by_arxiv_id:
+            has_fingerprint: bool | None = by_arxiv_id[record.arxiv_id]
+        else:
+            has_fingerprint = by_title_key.get(record.title_key)
+        if has_fingerprint and not identities & repeats:
+            counts.unchanged += 1
+        else:
+            to_write.append(record)
+            if has_fingerprint is not None:
+                known.append(record)
+        repeats |= identities
+    return to_write, known
+
+
+def _identities(record: PaperRecord) -> set[int]:
+    identities = {hash(record.title_key)}
+    if record.arxiv_id:
+        identities.add(hash(f"arxiv:{record.arxiv_id}"))
+    return identities
+
+
+def _matching(records: Sequence[PaperRecord]) -> Q:
+    condition = Q(title_key__in={record.title_key for record in records})
+    arxiv_ids = {record.arxiv_id for record in records if record.arxiv_id}
+    if arxiv_ids:
+        condition |= Q(arxiv_id__in=arxiv_ids)
+    return condition
 
 
 _MERGE_READS = [
@@ -86,16 +144,11 @@ class _Existing:
 
 
 def _existing_papers(records: Sequence[PaperRecord]) -> _Existing:
-    keys = {record.title_key for record in records}
-    arxiv_ids = {record.arxiv_id for record in records if record.arxiv_id}
-    condition = Q(title_key__in=keys)
-    if arxiv_ids:
-        condition |= Q(arxiv_id__in=arxiv_ids)
     # Locked for the batch, so an editor's save cannot land between our read and our write.
     # Only what merging reads: abstracts stay in the database, their length is enough.
     papers = list(
         Paper.objects.select_for_update()
-        .filter(condition)
+        .filter(_matching(records))
         .only(*_MERGE_READS)
         .annotate(abstract_length=Length("abstract"))
     )

@@ -204,3 +204,43 @@ def test_a_large_batch_stores_every_field_as_given():
             NOW,
             False,
         )
+
+
+def test_a_paper_repeated_in_a_later_batch_of_the_same_input_is_still_merged():
+    stored_from_input: set[int] = set()
+
+    def batch(*records):
+        return store_papers(
+            list(records),
+            fingerprint="dump-1",
+            source_format="feed",
+            now=NOW,
+            stored_from_input=stored_from_input,
+        )
+
+    batch(record(upvotes=1, arxiv_id="2401.11111", arxiv_version=1))
+    counts = batch(
+        record(upvotes=9),
+        record("The Revised Title", arxiv_id="2401.11111", arxiv_version=2),
+    )
+    assert (counts.created, counts.updated, counts.unchanged) == (0, 2, 0)
+    paper = Paper.objects.get()
+    assert (paper.upvotes, paper.title, paper.seen_count) == (9, "The Revised Title", 1)
+
+
+def test_reingesting_an_input_reads_each_batch_once_and_writes_nothing():
+    records = [record(f"Paper {n}", upvotes=n) for n in range(300)]
+    store(records)
+    with CaptureQueriesContext(connection) as context:
+        counts = store(records)
+    assert counts.unchanged == 300
+    statements = [query["sql"].split()[0].upper() for query in context.captured_queries]
+    assert statements.count("SELECT") == 1
+    assert not {"INSERT", "UPDATE", "DELETE"} & set(statements)
+
+
+def test_a_paper_deleted_since_is_created_again_by_a_reingest():
+    store([record("Kept"), record("Deleted by an editor")])
+    Paper.objects.filter(title="Deleted by an editor").delete()
+    counts = store([record("Kept"), record("Deleted by an editor")])
+    assert (counts.created, counts.unchanged) == (1, 1)
