@@ -10,13 +10,14 @@ number of questions whatever the number of subscribers.
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import numpy as np
 from django.db.models import Max
@@ -47,6 +48,23 @@ KEEP_WHOLE = frozenset({"embed", "embeds", "speed", "speeds", "seed", "seeds", "
 TOKEN = re.compile(r"[^\W_]+|[.,;:!?()\[\]{}\"]")  # words (any script) and punctuation
 ACRONYM = re.compile(r"^(?=(?:.*[A-Z]){2})[A-Za-z][A-Za-z0-9]{1,9}$")
 PARENTHESIS = re.compile(r"\(([^()]{1,80})\)")
+
+
+def _without_cycle_collection(function: Callable) -> Callable:
+    """Ranking makes millions of small objects, none in a reference cycle; the cyclic garbage
+    collector would otherwise rescan every live object again and again while they are made."""
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        if not gc.isenabled():
+            return function(*args, **kwargs)
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -250,6 +268,7 @@ class PaperIndex:
     _where: dict[int, tuple[dict[str, list[int]], ...]] = field(default_factory=dict)
 
     @classmethod
+    @_without_cycle_collection
     def build(cls, titles: Sequence[str], abstracts: Sequence[str]) -> PaperIndex:
         index = cls(list(titles), list(abstracts))
         vocabulary = index.vocabulary
@@ -400,7 +419,7 @@ class PaperIndex:
             elif _contains(stems, long_form):
                 own.add(acronym)
         wanted = own.union(*long_forms)
-        found_runs: list[tuple[frozenset[str], str]] = []
+        surfaces: dict[tuple[str, ...], str | None] = {}  # first surface of each run of stems
         in_title = False
         texts = (self.titles[paper], self.abstracts[paper])
         fields = zip(self.tokens[paper], self._positions(paper), strict=True)
@@ -415,18 +434,24 @@ class PaperIndex:
                     runs.append([i])
             for run in runs:
                 run_stems = tuple(tokens[i][STEM] for i in run)
+                if run_stems in surfaces:
+                    continue
+                surfaces[run_stems] = None
                 # A long form's words count only together: "language" alone is not "LLM".
                 if own.intersection(run_stems) or any(_contains(run_stems, f) for f in long_forms):
-                    surface = texts[number][tokens[run[0]][START] : tokens[run[-1]][END]]
-                    found_runs.append((frozenset(run_stems), surface))
+                    surfaces[run_stems] = texts[number][
+                        tokens[run[0]][START] : tokens[run[-1]][END]
+                    ]
                     in_title = in_title or number == 0
         # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
         # Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing.
         terms: list[str] = []
         kept: list[frozenset[str]] = []
-        for stems_of_run, surface in sorted(found_runs, key=lambda run: -len(run[0])):
-            if not any(stems_of_run <= other for other in kept):
-                kept.append(stems_of_run)
+        for run_stems in sorted(surfaces, key=len, reverse=True):
+            if (surface := surfaces[run_stems]) and not any(
+                kept_ >= set(run_stems) for kept_ in kept
+            ):
+                kept.append(frozenset(run_stems))
                 terms.append(surface)
         return tuple(terms[:MAX_MATCHED_TERMS]), in_title
 
@@ -509,6 +534,7 @@ def top_k(keys: np.ndarray, k: int, *, group: int = 8) -> tuple[np.ndarray, np.n
     return np.take_along_axis(columns, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
+@_without_cycle_collection
 def rank(
     index: PaperIndex,
     interests: Sequence[Interest],
@@ -598,6 +624,7 @@ def rank(
     return picks
 
 
+@_without_cycle_collection
 def to_matches(
     index: PaperIndex, picks: Picks, paper_ids: Sequence[int], pinned: Sequence[bool]
 ) -> list[list[Match]]:
