@@ -20,6 +20,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from digest.archive import archive_url
+from digest.matching import Match, select_papers
 from digest.models import Paper
 from digest.periods import subscriber_zone
 from subscriptions import links
@@ -175,7 +176,7 @@ def _schedule_text(subscriber: Subscriber) -> str:
 
 def digest_context(
     subscriber: Subscriber,
-    matches: Sequence,
+    matches: Sequence[Match],
     *,
     period: date,
     papers: Mapping[int, Paper],
@@ -221,20 +222,20 @@ def render_digest(context: dict) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def _load_papers(matches: Sequence) -> dict[int, Paper]:
+def _load_papers(matches: Sequence[Match]) -> dict[int, Paper]:
     return Paper.objects.in_bulk([match.paper_id for match in matches])
 
 
 def compose_digest(
     subscriber: Subscriber,
-    matches: Sequence,
+    matches: Sequence[Match],
     *,
     period: date,
     papers: Mapping[int, Paper] | None = None,
     message_id: str | None = None,
 ) -> EmailMultiAlternatives:
-    """The digest email for `matches` (digest.matching.Match, best first); `papers` by id saves
-    a query when the caller has them already."""
+    """The digest email for `matches` (best first); `papers` by id saves a query when the caller
+    has them already."""
     context = digest_context(
         subscriber,
         matches,
@@ -260,8 +261,6 @@ def preview_digest(
     subscriber: Subscriber, *, now: datetime | None = None
 ) -> EmailMultiAlternatives | None:
     """The digest `subscriber` would get now, without recording anything; None: nothing relevant."""
-    from digest.matching import select_papers  # the matching engineer's module
-
     now = now or timezone.now()
     matches = select_papers([subscriber], now=now).get(subscriber.pk, [])
     if not matches:

@@ -185,3 +185,20 @@ def test_edited_paper_gets_a_fresh_block():
 
     email = compose_digest(make_subscriber("other@example.com"), [match(paper)], period=PERIOD)
     assert "New Title" in html_of(email)
+
+
+def test_preview_shows_what_the_reader_would_get_and_records_nothing():
+    from digest.models import Delivery
+
+    make_paper("Sparse Mixture of Experts", "We train a mixture of experts model.")
+    reader = make_subscriber(topics="mixture of experts")
+
+    preview = composing.preview_digest(reader)
+
+    assert "Sparse Mixture of Experts" in html_of(preview)
+    assert Delivery.objects.count() == 0
+
+
+def test_preview_is_none_when_nothing_is_relevant():
+    make_paper("Protein Folding", "We fold proteins.")
+    assert composing.preview_digest(make_subscriber(topics="volcanology")) is None
