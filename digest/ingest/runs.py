@@ -55,9 +55,17 @@ def ingest(
         logger.exception("ingest of %s failed", source)
         run.status = IngestRun.Status.FAILED
         run.error = _one_line(f"{type(error).__name__}: {error}")
+    except (KeyboardInterrupt, SystemExit):
+        run.status, run.error = IngestRun.Status.FAILED, "interrupted"
+        _finish(run)
+        raise
+    _finish(run)
+    return run
+
+
+def _finish(run: IngestRun) -> None:
     run.finished_at = timezone.now()
     run.save()
-    return run
 
 
 def ingest_sources(

@@ -196,3 +196,15 @@ def test_arbitrary_input_never_crashes_ingest_and_every_record_is_accounted_for(
         assert run.error and "\n" not in run.error and run.records == 0
     else:
         assert run.records == run.created + run.updated + run.unchanged
+
+
+def test_an_interrupted_run_is_marked_failed_not_left_running(tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "_insert", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(write(tmp_path, dump("A Paper")))
+    run = IngestRun.objects.get()
+    assert (run.status, run.error) == (IngestRun.Status.FAILED, "interrupted")
+    assert run.finished_at is not None
