@@ -115,12 +115,13 @@ def test_unpaired_lines_are_recorded_and_the_good_records_beside_them_kept(tmp_p
     ]
 
 
-def test_html_in_a_title_is_stored_as_text_and_escaped_in_the_admin(tmp_path, admin_client):
+def test_html_in_a_title_is_stored_as_text_and_escaped_where_shown(tmp_path, admin_client):
     ingest(write(tmp_path, dump("<script>alert('x')</script> Attention")))
     assert Paper.objects.get().title == "<script>alert('x')</script> Attention"
-    page = admin_client.get("/admin/digest/paper/").content.decode()
-    assert "&lt;script&gt;alert(" in page
-    assert "<script>alert(" not in page
+    for url in ("/admin/digest/paper/", "/"):
+        page = admin_client.get(url).content.decode()
+        assert "&lt;script&gt;alert(" in page, url
+        assert "<script>alert(" not in page, url
 
 
 def test_the_parser_streams_an_endless_dump():
