@@ -3,6 +3,7 @@ listing, and arXiv API Atom results; from bytes, or from a URL with a conditiona
 
 import html
 import re
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +22,22 @@ from digest.ingest.records import (
 from digest.models import FeedState
 
 USER_AGENT = "Paperboy/0.1 (+https://github.com/paperboy; daily research digest)"
+FETCH_TIMEOUT_SECONDS = 60.0
+
+
+class _TimeoutHTTPHandler(urllib.request.HTTPHandler):
+    """feedparser has no timeout; without one a silent server would hold the daily run."""
+
+    def http_open(self, request: urllib.request.Request):
+        request.timeout = FETCH_TIMEOUT_SECONDS
+        return super().http_open(request)
+
+
+class _TimeoutHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, request: urllib.request.Request):
+        request.timeout = FETCH_TIMEOUT_SECONDS
+        return super().https_open(request)
+
 
 _ARXIV_ID = re.compile(
     r"(?:arxiv\.org/(?:abs|pdf)/|arXiv:|oai:arXiv\.org:)"
@@ -46,12 +63,16 @@ class FetchedFeed:
 def fetch_feed(url: str) -> FetchedFeed:
     """One conditional GET with the ETag and Last-Modified the feed answered last time."""
     state = FeedState.objects.filter(url=url).first()
-    parsed = feedparser.parse(
-        url,
-        etag=(state.etag or None) if state else None,
-        modified=(state.last_modified or None) if state else None,
-        agent=USER_AGENT,
-    )
+    try:
+        parsed = feedparser.parse(
+            url,
+            etag=(state.etag or None) if state else None,
+            modified=(state.last_modified or None) if state else None,
+            agent=USER_AGENT,
+            handlers=[_TimeoutHTTPHandler(), _TimeoutHTTPSHandler()],
+        )
+    except OSError as error:  # timeouts; feedparser turns most other failures into bozo
+        raise FeedError(f"cannot fetch {url}: {error}") from error
     status = parsed.get("status")
     if status is None:
         raise FeedError(f"cannot fetch {url}: {parsed.get('bozo_exception', 'no answer')}")

@@ -1,3 +1,4 @@
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.ingest import ingest
+from digest.ingest import feeds, ingest
 from digest.ingest.feeds import parse_feed, parse_feed_bytes
 from digest.ingest.records import PaperRecord, Rejection
 from digest.models import FeedState, IngestRun, Paper
@@ -193,3 +194,16 @@ def test_an_unreachable_feed_url_fails_with_a_reason():
     run = ingest("http://127.0.0.1:9/rss")
     assert run.status == IngestRun.Status.FAILED
     assert run.error.startswith("cannot fetch http://127.0.0.1:9/rss")
+
+
+@pytest.mark.django_db
+def test_a_feed_server_that_never_answers_fails_the_run_after_the_timeout(monkeypatch):
+    monkeypatch.setattr(feeds, "FETCH_TIMEOUT_SECONDS", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections complete, nothing is ever read or answered
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/rss"
+        run = ingest(url)
+    assert run.status == IngestRun.Status.FAILED
+    assert run.error.startswith(f"cannot fetch {url}: ")
+    assert "timed out" in run.error
