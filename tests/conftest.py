@@ -20,9 +20,21 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+SCREENSHOTS = PROJECT_DIR / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps dialling out; this machine has no network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
@@ -167,3 +179,27 @@ def celery_worker_process(services, transactional_db, settings) -> Iterator[Work
     worker = WorkerProcess(env)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless chromium driven by Playwright; fails instead of skipping with
+    REQUIRE_BROWSER=1 (as in CI)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {message}")
+        pytest.skip(message)
+    # Playwright's sync API runs an event loop in this thread; the ORM calls stay synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+        # Queries made while Playwright's loop ran opened their own connection: close it, or the
+        # test database cannot be dropped at the end of the run.
+        connections.close_all()

@@ -1,54 +1,19 @@
 """The editor's desk in a real browser: log in, read the dashboard, preview a reader's digest.
 Screenshots go to screenshots/ (git-ignored)."""
 
-import os
 import random
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from digest import sending
 from digest.ingest import ingest_sources
 from digest.models import Delivery, Paper
 from subscriptions.models import Subscriber
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, SCREENSHOTS
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls here are synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = PROJECT_DIR / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-        connections.close_all()  # the connection opened while Playwright's loop ran
 
 
 def a_fortnight_of_activity() -> Subscriber:

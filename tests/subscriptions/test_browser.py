@@ -1,53 +1,17 @@
 """A reader's whole journey in a real browser: sign up on the home page, confirm from the email,
 change topics, unsubscribe. Screenshots at phone and desktop width go to screenshots/."""
 
-import os
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from digest.models import Paper
 from subscriptions.models import Subscriber
-from tests.conftest import PROJECT_DIR, read_outbox
+from tests.conftest import SCREENSHOTS, read_outbox
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls here are synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = PROJECT_DIR / "screenshots"
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-        # Queries made while Playwright's loop ran opened their own connection: close it, or the
-        # test database cannot be dropped at the end of the run.
-        connections.close_all()
 
 
 def shoot(page, name: str) -> None:
