@@ -127,6 +127,7 @@ class Delivery(models.Model):
     papers = models.ManyToManyField(Paper, through="DeliveredPaper", related_name="deliveries")
 
     class Meta:
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["subscriber", "period"], name="one_delivery_per_period")
         ]
