@@ -33,7 +33,13 @@ TITLE_WEIGHT = 4.0  # a word in the title counts as this many in the abstract
 PHRASE_WEIGHT = 2.0  # weight of each adjacent pair of a topic, relative to its words' mean idf
 COVERAGE_POWER = 1.0  # soft AND: relevance × (share of the topic's words present) ** power
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
-RELEVANCE_THRESHOLD = 0.2  # below this (0..1) a paper is not sent
+# A paper is sent only if it holds at least this share of the topic's word weight (idf) and two
+# of its words (one for a one-word topic), so a paper sharing only a topic's common words
+# ("neural networks" of "spiking neural networks") or its one rare word is not; and its relevance
+# (0..1) reaches the floor below, so a lone passing mention is not either.
+COVERAGE_THRESHOLD = 0.5
+RELEVANCE_THRESHOLD = 0.05
+WORD_MARK = 2.0  # > any word's share of a topic (shares sum to 1)
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
 FIRST_DIGEST_WINDOW = timedelta(days=7)
 SUBSCRIBER_CHUNK = 1024  # subscribers scored together in one dense block
@@ -355,15 +361,33 @@ class PaperIndex:
     def relevance(
         self, topics: Sequence[str], *, threshold: float = RELEVANCE_THRESHOLD
     ) -> sparse.csr_matrix:
-        """topics × papers relevance in [0, 1]; below the threshold it is 0 (not stored)."""
+        """topics × papers relevance in [0, 1]; 0 (not stored) below the threshold or, when a
+        threshold is set, for a paper covering less than COVERAGE_THRESHOLD of the topic."""
         blocks = []
         for start in range(0, len(topics), TOPIC_CHUNK):
             weights, coverage = self.topic_matrices(topics[start : start + TOPIC_CHUNK])
             scores = (weights @ self.saturation.T).tocsr()
+            # One product gives both the covered share of the topic's word weight (each word's
+            # share < 1) and how many of its words the paper has (each word adds WORD_MARK).
+            marked = coverage.copy()
+            marked.data += WORD_MARK
+            covered = (marked @ self.presence.T).tocsr()
+            words = np.floor(covered.data / WORD_MARK + 1e-3)
+            covered.data = np.minimum(covered.data - WORD_MARK * words, 1.0)
+            if threshold > 0:
+                # A topic of several words needs two of them: one rare word is not the topic.
+                needed = np.asarray(
+                    [min(2, len(set(topic_stems(t)))) for t in topics[start : start + TOPIC_CHUNK]]
+                )
+                row_of = np.repeat(np.arange(covered.shape[0]), np.diff(covered.indptr))
+                too_little = (covered.data < COVERAGE_THRESHOLD - 1e-4) | (words < needed[row_of])
+                covered.data[too_little] = 0
+            covered.eliminate_zeros()
             if COVERAGE_POWER:
-                covered = (coverage @ self.presence.T).tocsr()
-                covered.data = np.minimum(covered.data, 1.0) ** COVERAGE_POWER
-                scores = scores.multiply(covered).tocsr()
+                covered.data **= COVERAGE_POWER
+            else:
+                covered.data[:] = 1.0
+            scores = scores.multiply(covered).tocsr()
             scores.data[scores.data < max(threshold, 1e-6)] = 0
             scores.eliminate_zeros()
             blocks.append(scores.astype(np.float32))

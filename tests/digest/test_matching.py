@@ -243,6 +243,26 @@ def test_nothing_above_the_relevance_threshold_selects_nothing():
     assert select_papers([subscriber], now=NOW) == {subscriber.id: []}
 
 
+def test_paper_sharing_only_a_topics_common_words_is_not_sent():
+    make_paper("Spiking neural networks on neuromorphic chips", "Spikes carry the signal.")
+    make_paper("Neural networks for weather forecasting", "Neural networks predict rain.")
+    make_paper("Pruning neural networks", "Smaller models, same accuracy.")
+    for subject in ("Graph transformers", "Protein folding", "Speech recognition"):
+        make_paper(subject, "Nothing about the topic here.")
+    assert titles(search_papers("spiking neural networks")) == [
+        "Spiking neural networks on neuromorphic chips"
+    ]
+
+
+def test_paper_sharing_one_word_of_a_two_word_topic_is_not_sent():
+    background()
+    make_paper("Video diffusion models")
+    make_paper("Diffusion samplers for images")
+    make_paper("Diffusion policies for robots")
+    make_paper("Video captioning for sports broadcasts")  # the rarer word, alone
+    assert titles(search_papers("video diffusion")) == ["Video diffusion models"]
+
+
 # --- what a digest holds -------------------------------------------------------------------------
 
 
