@@ -14,7 +14,8 @@ with the same Message-ID, which mailbox providers use to drop the duplicate.
 import logging
 import random
 import smtplib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,12 +26,12 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.message import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Count, Prefetch, Q, prefetch_related_objects
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from digest.composing import compose_digest, list_id_domain
 from digest.matching import Match, select_papers
-from digest.models import DeliveredPaper, Delivery, DigestRun
+from digest.models import DeliveredPaper, Delivery, DigestRun, Paper
 from digest.periods import digest_period
 from subscriptions.models import Subscriber
 from subscriptions.selectors import subscribers_for_digests
@@ -213,8 +214,8 @@ def retry_delay(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-# The claim and its release run twice per email: written as plain SQL, as the ORM would write
-# them, because building the ORM's query costs ten times as much as running it.
+# The claim and the release are written as plain SQL, as the ORM would write them: the ORM has
+# no UPDATE ... RETURNING, and building its query costs ten times as much as running it.
 
 
 def _column(name: str) -> str:
@@ -225,21 +226,25 @@ def _value(name: str, value):
     return Delivery._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
-    """planned (and due) -> sending, or take over a claim older than the timeout; True if ours."""
+def _claim(delivery_ids: Sequence[int], now: datetime) -> set[int]:
+    """planned (and due) -> sending, or take over a claim older than the timeout, for a whole
+    chunk in one UPDATE; returns the ids that are ours (another worker's claims are left alone)."""
+    if not delivery_ids:
+        return set()
     stale = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT_SECONDS)
     status, claimed_at, next_attempt_at = map(_column, ["status", "claimed_at", "next_attempt_at"])
     sql = (
         f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)}"
         f" SET {status} = %s, {claimed_at} = %s, {_column('attempts')} = {_column('attempts')} + 1"
-        f" WHERE {_column('id')} = %s AND ("
+        f" WHERE {_column('id')} IN ({', '.join(['%s'] * len(delivery_ids))}) AND ("
         f"({status} = %s AND ({next_attempt_at} IS NULL OR {next_attempt_at} <= %s))"
         f" OR ({status} = %s AND {claimed_at} < %s))"
+        f" RETURNING {_column('id')}"
     )
     params = [
         Delivery.Status.SENDING.value,
         _value("claimed_at", now),
-        delivery_id,
+        *delivery_ids,
         Delivery.Status.PLANNED.value,
         _value("next_attempt_at", now + timedelta(seconds=1)),
         Delivery.Status.SENDING.value,
@@ -247,7 +252,7 @@ def _claim(delivery_id: int, now: datetime) -> bool:
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _release(delivery: Delivery, claimed_at: datetime, **fields) -> bool:
@@ -265,76 +270,143 @@ def _release(delivery: Delivery, claimed_at: datetime, **fields) -> bool:
         return cursor.rowcount == 1
 
 
-def load_deliveries(delivery_ids: Iterable[int]) -> dict[int, Delivery]:
-    """Deliveries with their subscriber and papers, in three queries whatever their number."""
-    items = DeliveredPaper.objects.select_related("paper").order_by("position")
-    return (
-        Delivery.objects.select_related("subscriber")
-        .prefetch_related(Prefetch("items", queryset=items))
-        .in_bulk(list(delivery_ids))
-    )
+@dataclass(frozen=True)
+class Digest:
+    """A delivery with what composing it needs: its matches (best first) and their papers."""
+
+    delivery: Delivery
+    matches: list[Match]
+    papers: Mapping[int, Paper]
 
 
-def delivery_message(delivery: Delivery) -> EmailMessage:
-    prefetch_related_objects(
-        [delivery],
-        Prefetch(
-            "items", queryset=DeliveredPaper.objects.select_related("paper").order_by("position")
-        ),
+def digests_for(deliveries: Sequence[Delivery]) -> list[Digest]:
+    """Two queries whatever the number of deliveries; a paper shared by many digests is loaded
+    once."""
+    rows = list(
+        DeliveredPaper.objects.filter(delivery__in=[delivery.pk for delivery in deliveries])
+        .order_by("delivery_id", "position")
+        .values_list("delivery_id", "paper_id", "score", "pinned", "topic", "matched_terms", "why")
     )
-    items = list(delivery.items.all())
-    matches = [
-        Match(
-            paper_id=item.paper_id,
-            score=item.score,
-            pinned=item.pinned,
-            topic=item.topic,
-            matched_terms=tuple(item.matched_terms),
-            why=item.why,
-        )
-        for item in items
-    ]
+    papers = Paper.objects.in_bulk({row[1] for row in rows})
+    matches: dict[int, list[Match]] = {delivery.pk: [] for delivery in deliveries}
+    for delivery_id, paper_id, score, pinned, topic, terms, why in rows:
+        matches[delivery_id].append(Match(paper_id, score, pinned, topic, tuple(terms), why))
+    return [Digest(delivery, matches[delivery.pk], papers) for delivery in deliveries]
+
+
+def load_digests(delivery_ids: Iterable[int]) -> dict[int, Digest]:
+    """The deliveries with their subscriber, matches and papers, in three queries."""
+    deliveries = Delivery.objects.select_related("subscriber").in_bulk(list(delivery_ids))
+    return {digest.delivery.pk: digest for digest in digests_for(list(deliveries.values()))}
+
+
+def compose(digest: Digest) -> EmailMessage:
+    delivery = digest.delivery
     return compose_digest(
         delivery.subscriber,
-        matches,
+        digest.matches,
         period=delivery.period,
-        papers={item.paper_id: item.paper for item in items},
+        papers=digest.papers,
         message_id=message_id_for(delivery),
     )
 
 
-def send_delivery(
-    delivery_id: int, *, connection=None, delivery: Delivery | None = None
-) -> SendResult:
-    """Claim, compose, send and record one delivery; does nothing if it is not ours to send.
-    `delivery`, loaded by load_deliveries, saves its queries."""
-    if delivery is None:
-        delivery = load_deliveries([delivery_id]).get(delivery_id)
+def delivery_message(delivery: Delivery) -> EmailMessage:
+    return compose(digests_for([delivery])[0])
+
+
+def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
+    """Claim, compose, send and record one delivery; does nothing if it is not ours to send."""
+    return send_deliveries([delivery_id], connection=connection)[delivery_id]
+
+
+def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int, SendResult]:
+    """Claim a chunk of deliveries in one UPDATE and send those that are ours through one ESP/SMTP
+    connection, reopened after an error.
+
+    While the server answers for one message the next one is composed: a sender thread (no
+    database) hands each message over, and this thread records the outcome before handing over
+    the next, so at most one message at a time is accepted but not yet marked sent."""
+    connection = connection or get_connection()
     now = timezone.now()
-    if delivery is None or not _claim(delivery_id, now):
-        return SendResult(Outcome.NOT_CLAIMED)
-    delivery.attempts += 1  # as the claim counted it
-    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
-        reason = f"subscriber is {delivery.subscriber.status} now"
-        _release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
-        return SendResult(Outcome.SKIPPED, error=reason)
+    claimed = _claim(delivery_ids, now)
+    results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
+    digests = load_digests(claimed)
+    handed_over: set[int] = set()
     try:
-        message = delivery_message(delivery)
-        (connection or get_connection()).send_messages([message])
+        with ThreadPoolExecutor(max_workers=1) as sender:
+            connection.open()
+            in_flight = None
+            for digest in (digests[pk] for pk in delivery_ids if pk in claimed):
+                delivery = digest.delivery
+                if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+                    reason = f"subscriber is {delivery.subscriber.status} now"
+                    _release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
+                    results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
+                    continue
+                try:
+                    message = compose(digest)
+                except Exception as error:  # noqa: BLE001 - recorded on its delivery
+                    results[delivery.pk] = _record_failure(delivery, now, error)
+                    continue
+                if in_flight:
+                    results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+                    if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
+                        _reconnect(connection)  # a broken connection must not fail the rest
+                handed_over.add(delivery.pk)
+                in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
+            if in_flight:
+                results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+    except Exception as error:
+        # The connection could not be (re)opened: what was not handed over is tried later.
+        for digest in digests.values():
+            if digest.delivery.pk not in handed_over | results.keys():
+                results[digest.delivery.pk] = _put_back(digest.delivery, now, error)
+        if not is_transient(error):
+            raise
+    finally:
+        connection.close()
+    return results
+
+
+def _reconnect(connection) -> None:
+    connection.close()
+    connection.open()
+
+
+def _settle(delivery: Delivery, message: EmailMessage, handover, *, claimed_at) -> SendResult:
+    """Wait for the server's answer on a message; mark it sent (ours only) or record the error."""
+    try:
+        handover.result()
     except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
-        return _record_failure(delivery, now, error)
+        return _record_failure(delivery, claimed_at, error)
     esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
     if not _release(
         delivery,
-        now,
+        claimed_at,
         status=Delivery.Status.SENT,
         sent_at=timezone.now(),
         message_id=message.extra_headers["Message-ID"],
         esp_message_id="" if esp_id is None else str(esp_id)[:255],
         error="",
     ):
-        logger.warning("delivery %s was taken over while it was being sent", delivery_id)
+        logger.warning("delivery %s was taken over while it was being sent", delivery.pk)
     return SendResult(Outcome.SENT)
+
+
+def _put_back(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
+    """Release a claimed delivery that was never handed over, without counting an attempt."""
+    reason = f"{type(error).__name__}: {error}"[:2000]
+    delay = retry_delay(1)
+    _release(
+        delivery,
+        claimed_at,
+        status=Delivery.Status.PLANNED,
+        attempts=delivery.attempts - 1,
+        error=reason,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
 
 
 def _record_failure(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
@@ -354,34 +426,6 @@ def _record_failure(delivery: Delivery, claimed_at: datetime, error: Exception) 
         logger.exception("delivery %s failed", delivery.pk, exc_info=error)
     _release(delivery, claimed_at, status=Delivery.Status.FAILED, error=reason)
     return SendResult(Outcome.FAILED, error=reason)
-
-
-def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int, SendResult]:
-    """Send a chunk of deliveries through one ESP/SMTP connection, reopened after an error."""
-    connection = connection or get_connection()
-    results: dict[int, SendResult] = {}
-    try:
-        deliveries = load_deliveries(delivery_ids)
-        connection.open()
-        for delivery_id in delivery_ids:
-            delivery = deliveries.get(delivery_id)
-            result = results[delivery_id] = (
-                send_delivery(delivery_id, connection=connection, delivery=delivery)
-                if delivery
-                else SendResult(Outcome.NOT_CLAIMED)
-            )
-            if result.outcome in (Outcome.RETRY, Outcome.FAILED):
-                connection.close()  # a broken connection must not fail the rest of the chunk
-                connection.open()
-    except Exception as error:
-        if not is_transient(error):
-            raise
-        # The connection could not be (re)opened: whatever was not tried yet is tried later.
-        for delivery_id in delivery_ids:
-            results.setdefault(delivery_id, SendResult(Outcome.RETRY, retry_delay(1), str(error)))
-    finally:
-        connection.close()
-    return results
 
 
 # One round in-process ------------------------------------------------------------------------
@@ -416,8 +460,8 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
     if dry_run:
         with transaction.atomic():
             run = plan_deliveries(now)
-            for delivery in load_deliveries(queue_run(run)).values():
-                delivery_message(delivery)
+            for digest in load_digests(queue_run(run)).values():
+                compose(digest)
             run.report = round_report(run) if run.pk is not None else []
             transaction.set_rollback(True)
         return run

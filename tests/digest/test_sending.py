@@ -297,6 +297,52 @@ def test_retry_delay_doubles_with_jitter_up_to_a_cap(settings):
         assert len(delays) > 1  # jittered
 
 
+def test_a_chunk_claims_only_what_no_other_worker_holds(planned):
+    grace = Delivery.objects.get(subscriber__email="grace@example.com")
+    claimed_at = timezone.now() - timedelta(seconds=5)
+    Delivery.objects.filter(pk=grace.pk).update(
+        status=Delivery.Status.SENDING, claimed_at=claimed_at, attempts=1
+    )
+    backend = ScriptedBackend()
+
+    results = sending.send_deliveries(planned, connection=backend)
+
+    assert sorted(message.to[0] for message in backend.sent) == [
+        "ada@example.com",
+        "alan@example.com",
+    ]
+    assert results[grace.pk].outcome == Outcome.NOT_CLAIMED
+    grace.refresh_from_db()
+    assert (grace.status, grace.claimed_at, grace.attempts) == ("sending", claimed_at, 1)
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 2
+
+
+def test_each_delivery_of_a_chunk_is_marked_sent_with_its_own_message_id(planned):
+    backend = ScriptedBackend()
+
+    sending.send_deliveries(planned, connection=backend)
+
+    recorded = dict(Delivery.objects.values_list("subscriber__email", "message_id"))
+    assert {message.to[0]: message.extra_headers["Message-ID"] for message in backend.sent} == (
+        recorded
+    )
+    assert len(set(recorded.values())) == 3
+    assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+def test_deliveries_not_handed_over_when_the_server_is_down_are_put_back_for_later(planned):
+    class Unreachable(ScriptedBackend):
+        def open(self) -> bool:
+            raise ConnectionRefusedError("connection refused")
+
+    results = sending.send_deliveries(planned, connection=Unreachable())
+
+    assert {result.outcome for result in results.values()} == {Outcome.RETRY}
+    for delivery in Delivery.objects.all():
+        assert (delivery.status, delivery.attempts) == ("planned", 0)
+        assert delivery.next_attempt_at > timezone.now() and "refused" in delivery.error
+
+
 def test_subscriber_who_unsubscribed_after_planning_gets_nothing(planned, outbox):
     Subscriber.objects.filter(email="ada@example.com").update(status=Subscriber.Status.UNSUBSCRIBED)
 
