@@ -194,7 +194,13 @@ def find_acronyms(text: str) -> dict[str, tuple[str, ...]]:
     for group in PARENTHESIS.finditer(text):
         inside = TOKEN.findall(group.group(1))
         before = TOKEN.findall(text[max(0, group.start() - 120) : group.start()])
-        if len(inside) == 1 and (letters := _acronym_letters(inside[0])):
+        # "Neural architecture search (NAS)", or with the words the long form follows repeated
+        # before the acronym: "One-shot neural architecture search (One-shot NAS)".
+        if (
+            len(inside) <= 3
+            and all(word[0].isalnum() for word in inside)
+            and (letters := _acronym_letters(inside[-1]))
+        ):
             words: list[str] = []
             for earlier in reversed(before[-(len(letters) + 3) :]):
                 if not earlier[0].isalnum():
@@ -203,7 +209,7 @@ def find_acronyms(text: str) -> dict[str, tuple[str, ...]]:
             for size in range(1, len(words) + 1):
                 long_form = words[-size:]
                 if long_form[0].lower() not in STOPWORDS and _spells(letters, long_form):
-                    define(inside[0], long_form)
+                    define(inside[-1], long_form)
                     break
         elif (
             len(inside) > 1

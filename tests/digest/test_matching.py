@@ -105,6 +105,9 @@ def test_acronym_definitions_are_recognised_in_their_common_shapes():
         "lora": words("low rank adaptation")
     }
     assert defines("MoE (mixture of experts) models") == {"moe": words("mixture experts")}
+    assert defines("One-shot neural architecture search (One-shot NAS) trains once") == {
+        "nas": words("neural architecture search")
+    }
     assert defines("results (Table 2) and speed (CPU)") == {}
 
 
