@@ -218,6 +218,11 @@ def main() -> None:
             sum(values[i] for i in part) / len(part) for part in (range(len(judged)), tune, held)
         ]
         print(f"  {name:<15} " + "  ".join(f"{m:.3f}" for m in means))
+    print("per query, Paperboy against each baseline (wins / losses / ties within 0.0005):")
+    for name in [n for n in systems if n not in ("Paperboy", "(no threshold)")]:
+        deltas = [p - b for p, b in zip(scores["Paperboy"], scores[name], strict=True)]
+        wins, losses = sum(d > 5e-4 for d in deltas), sum(d < -5e-4 for d in deltas)
+        print(f"  vs {name:<12} {wins} / {losses} / {len(deltas) - wins - losses}")
 
 
 if __name__ == "__main__":
