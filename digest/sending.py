@@ -11,6 +11,7 @@ before the "sent" UPDATE commits (a window of one round trip) is the message han
 with the same Message-ID, which mailbox providers use to drop the duplicate.
 """
 
+import functools
 import logging
 import random
 import smtplib
@@ -24,6 +25,7 @@ import requests
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRequestsAPIError
 from django.conf import settings
 from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Count, Q
@@ -346,6 +348,8 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     continue
                 try:
                     message = compose(digest)
+                    if isinstance(connection, SMTPBackend):
+                        serialize_now(message)
                 except Exception as error:  # noqa: BLE001 - recorded on its delivery
                     results[delivery.pk] = _record_failure(delivery, now, error)
                     continue
@@ -367,6 +371,16 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     finally:
         connection.close()
     return results
+
+
+def serialize_now(message: EmailMessage) -> None:
+    """Build the MIME message and its bytes here, once: Django's SMTP backend asks for them
+    (message().as_bytes(linesep="\\r\\n")) in the sender thread, which then only waits on the
+    server instead of competing with composing for the interpreter."""
+    mime = message.message()
+    mime.as_bytes = functools.cache(mime.as_bytes)
+    mime.as_bytes(linesep="\r\n")
+    message.message = lambda: mime
 
 
 def _reconnect(connection) -> None:

@@ -1,4 +1,6 @@
+import email
 import smtplib
+import socket
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -341,6 +343,48 @@ def test_deliveries_not_handed_over_when_the_server_is_down_are_put_back_for_lat
     for delivery in Delivery.objects.all():
         assert (delivery.status, delivery.attempts) == ("planned", 0)
         assert delivery.next_attempt_at > timezone.now() and "refused" in delivery.error
+
+
+@pytest.fixture
+def smtp_server():
+    """A local SMTP server (aiosmtpd, in a thread) that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Keeping:
+        def __init__(self) -> None:
+            self.received: list[tuple[list[str], bytes]] = []
+
+        async def handle_DATA(self, server, session, envelope) -> str:
+            self.received.append((envelope.rcpt_tos, envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Keeping()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler.received
+    controller.stop()
+
+
+def test_a_chunk_goes_over_one_smtp_connection_each_message_whole_and_marked_sent(
+    planned, smtp_server
+):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    port, received = smtp_server
+    backend = EmailBackend(host="127.0.0.1", port=port)
+
+    results = sending.send_deliveries(planned, connection=backend)
+
+    assert {result.outcome for result in results.values()} == {Outcome.SENT}
+    parsed = [email.message_from_bytes(content) for _, content in received]
+    message_ids = dict(Delivery.objects.values_list("subscriber__email", "message_id"))
+    assert {message["To"]: message["Message-ID"] for message in parsed} == message_ids
+    assert [rcpt_tos for rcpt_tos, _ in received] == [[message["To"]] for message in parsed]
+    html = next(part for part in parsed[0].walk() if part.get_content_type() == "text/html")
+    assert "Sparse Mixture of Experts at Scale" in html.get_payload(decode=True).decode()
 
 
 def test_subscriber_who_unsubscribed_after_planning_gets_nothing(planned, outbox):
