@@ -93,10 +93,9 @@ def merge_papers(paper_ids: Iterable[int]) -> Merge:
     kept.first_seen = min(paper.first_seen for paper in papers)
     kept.last_seen = max(paper.last_seen for paper in papers)
     # A dump both duplicates were seen in counts once; sightings without a fingerprint add up.
+    unfingerprinted = sum(max(paper.seen_count - len(paper.seen_in), 0) for paper in papers)
     kept.seen_in = _union(*(paper.seen_in for paper in papers))
-    kept.seen_count = len(kept.seen_in) + sum(
-        max(paper.seen_count - len(paper.seen_in), 0) for paper in papers
-    )
+    kept.seen_count = len(kept.seen_in) + unfingerprinted
     kept.upvotes = max(paper.upvotes for paper in papers)
     kept.hidden = any(paper.hidden for paper in papers)
     kept.pinned = any(paper.pinned for paper in papers)
