@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from digest import sending, tasks
-from digest.models import DeliveredPaper, DigestRun, Paper
+from digest.models import DeliveredPaper, DigestRun, Paper, PaperAlias
 
 # The fields ingest writes and an editor may correct; a corrected field is left alone by ingest.
 INGESTED_FIELDS = (
@@ -66,7 +66,10 @@ def merge_papers(paper_ids: Iterable[int]) -> Merge:
 
     The kept paper takes over the others' deliveries (so nobody is sent the paper again), their
     sightings (sources, first and last seen, the inputs they were seen in), the highest upvotes,
-    the editor's flags and edits, and any field it lacks. All or nothing.
+    the editor's flags and edits, and any field it lacks, and their identities: their title keys
+    and arXiv ids (and those of duplicates merged into them before) become aliases of the kept
+    paper, so ingest files a later record of theirs under it instead of creating them again.
+    All or nothing.
     """
     papers = list(Paper.objects.select_for_update().filter(pk__in=list(paper_ids)).order_by("pk"))
     if len(papers) < 2:
@@ -100,6 +103,15 @@ def merge_papers(paper_ids: Iterable[int]) -> Merge:
     kept.hidden = any(paper.hidden for paper in papers)
     kept.pinned = any(paper.pinned for paper in papers)
 
+    PaperAlias.objects.filter(paper_id__in=removed_ids).update(paper=kept)
+    PaperAlias.objects.bulk_create(
+        PaperAlias(
+            title_key=paper.title_key,
+            arxiv_id=paper.arxiv_id if paper.arxiv_id != kept.arxiv_id else None,
+            paper=kept,
+        )
+        for paper in removed
+    )
     # Delete first: the kept paper may take over an arXiv id, which is unique.
     Paper.objects.filter(pk__in=removed_ids).delete()
     kept.save()

@@ -39,6 +39,20 @@ class Paper(models.Model):
         return self.title
 
 
+class PaperAlias(models.Model):
+    """The identity of a duplicate merged into `paper`: ingest files its records under `paper`."""
+
+    title_key = models.CharField(max_length=1000, unique=True)
+    arxiv_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        verbose_name_plural = "paper aliases"
+
+    def __str__(self) -> str:
+        return f"{self.title_key} → #{self.paper_id}"
+
+
 class IngestRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", "Running"

@@ -8,18 +8,24 @@ dump's truncated abstract never replaces a longer one. `seen_in` holds the finge
 inputs a paper appeared in: a record whose paper already holds its input's fingerprint was
 merged when that input was first stored, so it is unchanged without reading the paper again,
 unless the input holds that paper more than once (then every later record is merged).
+
+An editor's merge leaves the merged-away papers' title keys and arXiv ids behind as aliases
+(`PaperAlias`) of the paper kept: one more query per batch finds the aliases among its records,
+which are then merged into that paper like its own, so a merged duplicate never comes back. By
+arXiv id first (the paper's own, then an alias), then by title key (likewise).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Length
 
 from digest.ingest.records import PaperRecord
-from digest.models import Paper
+from digest.models import Paper, PaperAlias
 
 
 @dataclass
@@ -49,8 +55,9 @@ def store_papers(
     stored_from_input = set() if stored_from_input is None else stored_from_input
     counts = StoreCounts()
     with transaction.atomic():
-        pending, known = _records_to_write(records, fingerprint, stored_from_input, counts)
-        existing = _existing_papers(known) if known else _Existing({}, {})
+        aliases = _aliases(records)
+        pending, known = _records_to_write(records, fingerprint, stored_from_input, counts, aliases)
+        existing = _existing_papers(known, aliases) if known else _Existing({}, {}, {}, aliases)
         while pending:
             this_round, pending = _one_record_per_paper(pending, existing)
             counts.add(
@@ -63,7 +70,7 @@ def store_papers(
                 )
             )
             if pending:
-                existing = _existing_papers(pending)
+                existing = _existing_papers(pending, aliases)
     for record in records:
         stored_from_input.update(_identities(record))
     return counts
@@ -74,20 +81,21 @@ def _records_to_write(
     fingerprint: str,
     stored_from_input: set[int],
     counts: StoreCounts,
+    aliases: "_Aliases",
 ) -> tuple[list[PaperRecord], list[PaperRecord]]:
     """The records to write (and, of those, the ones whose paper exists), after one light query
     counts as unchanged those whose paper already holds this input's fingerprint."""
-    rows = Paper.objects.filter(_matching(records)).values_list("arxiv_id", "title_key", "seen_in")
-    by_arxiv_id = {arxiv_id: fingerprint in seen for arxiv_id, _, seen in rows if arxiv_id}
-    by_title_key = {title_key: fingerprint in seen for _, title_key, seen in rows}
+    rows = Paper.objects.filter(_matching(records, aliases)).values_list(
+        "pk", "arxiv_id", "title_key", "seen_in"
+    )
+    by_arxiv_id = {arxiv_id: fingerprint in seen for _, arxiv_id, _, seen in rows if arxiv_id}
+    by_title_key = {title_key: fingerprint in seen for _, _, title_key, seen in rows}
+    by_pk = {pk: fingerprint in seen for pk, _, _, seen in rows} if aliases else {}
     repeats = set(stored_from_input)
     to_write, known = [], []
     for record in records:
         identities = _identities(record)
-        if record.arxiv_id and record.arxiv_id in by_arxiv_id:
-            has_fingerprint: bool | None = by_arxiv_id[record.arxiv_id]
-        else:
-            has_fingerprint = by_title_key.get(record.title_key)
+        has_fingerprint = _find(record, by_arxiv_id, by_title_key, by_pk, aliases)
         if has_fingerprint and not identities & repeats:
             counts.unchanged += 1
         else:
@@ -105,12 +113,58 @@ def _identities(record: PaperRecord) -> set[int]:
     return identities
 
 
-def _matching(records: Sequence[PaperRecord]) -> Q:
+def _matching(records: Sequence[PaperRecord], aliases: "_Aliases | None" = None) -> Q:
+    """Papers (or aliases) holding the records' title keys or arXiv ids, and the aliases' papers."""
     condition = Q(title_key__in={record.title_key for record in records})
     arxiv_ids = {record.arxiv_id for record in records if record.arxiv_id}
     if arxiv_ids:
         condition |= Q(arxiv_id__in=arxiv_ids)
+    if aliases:
+        condition |= Q(pk__in={*aliases.by_title_key.values(), *aliases.by_arxiv_id.values()})
     return condition
+
+
+@dataclass
+class _Aliases:
+    """The batch's title keys and arXiv ids that were merged away, and the paper each is now."""
+
+    by_arxiv_id: dict[str, int]
+    by_title_key: dict[str, int]
+
+    def __bool__(self) -> bool:
+        return bool(self.by_arxiv_id or self.by_title_key)
+
+
+def _aliases(records: Sequence[PaperRecord]) -> _Aliases:
+    rows = PaperAlias.objects.filter(_matching(records)).values_list(
+        "arxiv_id", "title_key", "paper_id"
+    )
+    return _Aliases(
+        by_arxiv_id={arxiv_id: paper_id for arxiv_id, _, paper_id in rows if arxiv_id},
+        by_title_key={title_key: paper_id for _, title_key, paper_id in rows},
+    )
+
+
+Found = TypeVar("Found")
+
+
+def _find(
+    record: PaperRecord,
+    by_arxiv_id: dict[str, Found],
+    by_title_key: dict[str, Found],
+    by_pk: dict[int, Found],
+    aliases: _Aliases,
+) -> Found | None:
+    """The record's paper: by arXiv id, the paper's own then an alias's; then by title key."""
+    if record.arxiv_id:
+        if record.arxiv_id in by_arxiv_id:
+            return by_arxiv_id[record.arxiv_id]
+        if record.arxiv_id in aliases.by_arxiv_id:
+            return by_pk.get(aliases.by_arxiv_id[record.arxiv_id])
+    if record.title_key in by_title_key:
+        return by_title_key[record.title_key]
+    paper_id = aliases.by_title_key.get(record.title_key)
+    return None if paper_id is None else by_pk.get(paper_id)
 
 
 _MERGE_READS = [
@@ -136,25 +190,34 @@ _MERGE_READS = [
 class _Existing:
     by_arxiv_id: dict[str, Paper]
     by_title_key: dict[str, Paper]
+    by_pk: dict[int, Paper]
+    aliases: _Aliases
 
     def find(self, record: PaperRecord) -> Paper | None:
-        if record.arxiv_id and record.arxiv_id in self.by_arxiv_id:
-            return self.by_arxiv_id[record.arxiv_id]
-        return self.by_title_key.get(record.title_key)
+        return _find(record, self.by_arxiv_id, self.by_title_key, self.by_pk, self.aliases)
+
+    def title_key_owner(self, title_key: str) -> Paper | None:
+        """The paper holding the key, as its own or an alias's."""
+        if title_key in self.by_title_key:
+            return self.by_title_key[title_key]
+        paper_id = self.aliases.by_title_key.get(title_key)
+        return None if paper_id is None else self.by_pk.get(paper_id)
 
 
-def _existing_papers(records: Sequence[PaperRecord]) -> _Existing:
+def _existing_papers(records: Sequence[PaperRecord], aliases: _Aliases) -> _Existing:
     # Locked for the batch, so an editor's save cannot land between our read and our write.
     # Only what merging reads: abstracts stay in the database, their length is enough.
     papers = list(
         Paper.objects.select_for_update()
-        .filter(_matching(records))
+        .filter(_matching(records, aliases))
         .only(*_MERGE_READS)
         .annotate(abstract_length=Length("abstract"))
     )
     return _Existing(
         by_arxiv_id={paper.arxiv_id: paper for paper in papers if paper.arxiv_id},
         by_title_key={paper.title_key: paper for paper in papers},
+        by_pk={paper.pk: paper for paper in papers} if aliases else {},
+        aliases=aliases,
     )
 
 
@@ -194,7 +257,7 @@ def _store_round(
         if paper is None:
             new_papers.append(_new_paper(record, fingerprint, source_format, now))
             continue
-        key_owner = existing.by_title_key.get(record.title_key)
+        key_owner = existing.title_key_owner(record.title_key)
         changed = _merge(
             paper, record, fingerprint, source_format, now, key_free=key_owner in (None, paper)
         )

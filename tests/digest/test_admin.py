@@ -13,7 +13,7 @@ from django.utils.html import escape
 from config.celery import app as celery_app
 from digest import composing
 from digest.ingest import ingest
-from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
+from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper, PaperAlias
 from subscriptions.models import Subscriber
 from tests.conftest import read_outbox
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
 SAMPLE_DUMP = Path(__file__).resolve().parents[2] / "samples" / "dumps" / "000_5d60b27bee63c9e0.txt"
+FEED = Path(__file__).resolve().parent / "ingest" / "fixtures" / "arxiv-rss2.xml"
 
 
 @pytest.fixture
@@ -256,6 +257,84 @@ def test_merge_keeps_one_row_when_a_digest_listed_both_duplicates(admin_client):
 
     assert list(delivery.items.values_list("paper_id", flat=True)) == [first.pk]
     assert Paper.objects.count() == 1
+
+
+def test_a_merged_duplicate_does_not_come_back_on_the_next_ingest(admin_client, tmp_path):
+    ingest(str(SAMPLE_DUMP))  # the text dumps carry no arXiv ids: titles are all we have
+    from_dump = Paper.objects.get(title__startswith="Grokfast")
+    from_feed = make_paper(
+        "Grokfast: Accelerated Grokking by Amplifying Slow Gradients (v2)",
+        arxiv_id="2405.20233",
+        abstract=from_dump.abstract + " Revised.",
+        authors=["Jaerin Lee"],
+        url="https://arxiv.org/abs/2405.20233",
+        sources=["feed"],
+    )
+    papers = Paper.objects.count()
+    run_action(admin_client, "paper", "merge_duplicates", [from_dump, from_feed])
+    next_day = tmp_path / "next-day.txt"  # the same papers in another dump
+    next_day.write_text(SAMPLE_DUMP.read_text() + "\n")
+
+    run = ingest(str(next_day))
+
+    assert (run.status, run.created) == ("succeeded", 0)
+    assert Paper.objects.count() == papers - 1
+    assert not Paper.objects.filter(title_key=from_dump.title_key).exists()
+    kept = Paper.objects.get(pk=from_feed.pk)
+    assert kept.seen_count == 3  # the feed, the first dump, the next day's dump
+    assert sorted(kept.sources) == ["daily-text", "feed"]
+    assert kept.title == from_feed.title  # the kept paper's own fields are not the dump's
+
+
+def test_a_paper_merged_away_with_its_arxiv_id_does_not_come_back_from_a_feed(
+    admin_client, tmp_path
+):
+    ingest(str(FEED))
+    posted_twice = Paper.objects.get(arxiv_id="2401.11111")
+    kept = make_paper(
+        "Sparse Mixture-of-Experts Routing at Scale",
+        arxiv_id="2401.99999",
+        abstract=posted_twice.abstract + " With the journal version's proofs.",
+        authors=["Ada Lovelace"],
+        url="https://arxiv.org/abs/2401.99999",
+        pdf_url="https://arxiv.org/pdf/2401.99999",
+        published_on=date(2024, 1, 20),
+        categories=["cs.LG"],
+        sources=["feed"],
+    )
+    run_action(admin_client, "paper", "merge_duplicates", [posted_twice, kept])
+    assert not Paper.objects.filter(pk=posted_twice.pk).exists()
+    # The next day's feed lists the removed id under a title no paper or alias has.
+    next_day = tmp_path / "next-day.xml"
+    next_day.write_text(
+        FEED.read_text().replace("Routing at Scale</title>", "Routing at Scale, Revisited</title>")
+    )
+
+    run = ingest(str(next_day))
+
+    assert (run.status, run.created) == ("succeeded", 0)
+    assert not Paper.objects.filter(arxiv_id="2401.11111").exists()
+    kept.refresh_from_db()
+    assert (kept.arxiv_id, kept.title) == (
+        "2401.99999",
+        "Sparse Mixture-of-Experts Routing at Scale",
+    )
+    assert kept.seen_count == 3
+
+
+def test_merging_a_paper_that_absorbed_duplicates_before_keeps_their_aliases_on_the_final_paper(
+    admin_client,
+):
+    first = make_paper("first copy")
+    second = make_paper("second copy", abstract="Short.")
+    final = make_paper("final copy", abstract="The longest abstract of the three.")
+    run_action(admin_client, "paper", "merge_duplicates", [first, second])
+
+    run_action(admin_client, "paper", "merge_duplicates", [second, final])
+
+    aliases = dict(PaperAlias.objects.values_list("title_key", "paper_id"))
+    assert aliases == {"first copy": final.pk, "second copy": final.pk}
+    assert list(Paper.objects.values_list("pk", flat=True)) == [final.pk]
 
 
 def test_merge_needs_two_papers(admin_client):

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from digest.ingest.records import PaperRecord
 from digest.ingest.store import store_papers
-from digest.models import Paper
+from digest.models import Paper, PaperAlias
 
 pytestmark = pytest.mark.django_db
 
@@ -235,7 +235,7 @@ def test_reingesting_an_input_reads_each_batch_once_and_writes_nothing():
         counts = store(records)
     assert counts.unchanged == 300
     statements = [query["sql"].split()[0].upper() for query in context.captured_queries]
-    assert statements.count("SELECT") == 1
+    assert statements.count("SELECT") == 2  # the papers, and aliases of merged-away duplicates
     assert not {"INSERT", "UPDATE", "DELETE"} & set(statements)
 
 
@@ -244,3 +244,36 @@ def test_a_paper_deleted_since_is_created_again_by_a_reingest():
     Paper.objects.filter(title="Deleted by an editor").delete()
     counts = store([record("Kept"), record("Deleted by an editor")])
     assert (counts.created, counts.unchanged) == (1, 1)
+
+
+def test_a_record_under_a_merged_away_identity_updates_the_kept_paper():
+    store([record("Kept Title", upvotes=3, arxiv_id="2401.00001")], fingerprint="feed-1")
+    kept = Paper.objects.get()
+    Paper.objects.filter(pk=kept.pk).update(title="An Editor's Title", edited_fields=["title"])
+    PaperAlias.objects.create(title_key="merged away title", arxiv_id="2401.00009", paper=kept)
+
+    counts = store(
+        [
+            record("Merged Away Title", upvotes=8),
+            record("Another Title Entirely", arxiv_id="2401.00009", arxiv_version=2),
+        ],
+        fingerprint="dump-2",
+        source_format="feed",
+    )
+
+    assert (counts.created, counts.updated, counts.unchanged) == (0, 1, 1)  # one paper, twice
+    paper = Paper.objects.get()
+    assert (paper.title, paper.arxiv_id, paper.upvotes) == ("An Editor's Title", "2401.00001", 8)
+    assert (paper.seen_count, paper.sources) == (2, ["daily-text", "feed"])
+
+
+def test_resolving_aliases_costs_one_query_per_batch_not_one_per_record():
+    store([record(f"Kept {n}") for n in range(50)], fingerprint="first")
+    PaperAlias.objects.bulk_create(
+        PaperAlias(title_key=f"merged {n}", paper=paper)
+        for n, paper in enumerate(Paper.objects.all())
+    )
+    with CaptureQueriesContext(connection) as context:
+        counts = store([record(f"Merged {n}") for n in range(50)], fingerprint="second")
+    assert (counts.created, counts.updated) == (0, 50)
+    assert len(context.captured_queries) <= 8
