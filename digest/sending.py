@@ -41,6 +41,17 @@ from subscriptions.selectors import subscribers_for_digests
 logger = logging.getLogger(__name__)
 
 PERMANENT_HTTP = range(400, 500)
+# What composing reads from a paper (see composing.paper_block); the rest stays in the database.
+COMPOSED_PAPER_FIELDS = [
+    "title",
+    "abstract",
+    "authors",
+    "author_count",
+    "arxiv_id",
+    "url",
+    "pdf_url",
+    "upvotes",
+]
 
 
 class Outcome(StrEnum):
@@ -289,7 +300,7 @@ def digests_for(deliveries: Sequence[Delivery]) -> list[Digest]:
         .order_by("delivery_id", "position")
         .values_list("delivery_id", "paper_id", "score", "pinned", "topic", "matched_terms", "why")
     )
-    papers = Paper.objects.in_bulk({row[1] for row in rows})
+    papers = Paper.objects.only(*COMPOSED_PAPER_FIELDS).in_bulk({row[1] for row in rows})
     matches: dict[int, list[Match]] = {delivery.pk: [] for delivery in deliveries}
     for delivery_id, paper_id, score, pinned, topic, terms, why in rows:
         matches[delivery_id].append(Match(paper_id, score, pinned, topic, tuple(terms), why))

@@ -13,6 +13,8 @@ from anymail.exceptions import (
 )
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from digest import sending
@@ -330,6 +332,23 @@ def test_each_delivery_of_a_chunk_is_marked_sent_with_its_own_message_id(planned
     )
     assert len(set(recorded.values())) == 3
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+def test_a_chunk_costs_a_few_queries_plus_one_per_message_to_mark_it_sent(papers):
+    def queries_beyond_one_per_message(readers: list[str]) -> int:
+        for name in readers:
+            make_subscriber(f"{name}@example.com")
+        ids = sending.queue_run(sending.plan_deliveries(NOW))
+        with CaptureQueriesContext(connection) as queries:
+            results = sending.send_deliveries(ids, connection=ScriptedBackend())
+        assert len(results) == len(readers)
+        assert {result.outcome for result in results.values()} == {Outcome.SENT}
+        return len(queries) - len(ids)
+
+    few = queries_beyond_one_per_message(["ada", "grace"])
+    more = queries_beyond_one_per_message(["a1", "a2", "a3", "a4", "a5", "a6"])
+
+    assert few == more <= 4  # the claim, and loading deliveries, their papers and subscribers
 
 
 def test_deliveries_not_handed_over_when_the_server_is_down_are_put_back_for_later(planned):
