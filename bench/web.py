@@ -218,6 +218,7 @@ def main() -> None:
         token, cookie = csrf_pair()
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(POST_LUA)
+        redis.Redis.from_url(BROKER_URL).flushdb()  # count only this run's queued emails
         before, cpu = count_subscribers(), worker_cpu_seconds(server)
         sign_up = wrk(f"{BASE}/subscribe/", duration=options.duration,
                       connections=options.sign_up_connections, script=Path(script.name),
