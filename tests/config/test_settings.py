@@ -64,9 +64,9 @@ def test_environment_selects_postgres_redis_and_an_esp():
     assert seen["site_url"] == "https://papers.example.com"
 
 
-def test_deploy_check_is_clean_in_production_mode(tmp_path):
+def deploy_check(tmp_path, **env: str) -> subprocess.CompletedProcess:
     clean = {name: value for name, value in os.environ.items() if name in {"PATH", "HOME"}}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=PROJECT_DIR,
         env={
@@ -75,10 +75,29 @@ def test_deploy_check_is_clean_in_production_mode(tmp_path):
             "SECRET_KEY": "x7!kq2-a-real-production-secret-9d8f7g6h5j4k3l2m1n0b9v8c7x6z5",
             "ALLOWED_HOSTS": "papers.example.com",
             "PAPERBOY_VAR_DIR": str(tmp_path),
+            **env,
         },
         capture_output=True,
         text=True,
     )
 
+
+def test_deploy_check_is_clean_in_production_mode(tmp_path):
+    result = deploy_check(tmp_path)
+
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deploy_check_refuses_an_esp_without_a_webhook_secret(tmp_path):
+    esp = {
+        "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+        "ANYMAIL_POSTMARK_SERVER_TOKEN": "token",
+    }
+
+    refused = deploy_check(tmp_path, **esp)
+    accepted = deploy_check(tmp_path, **esp, ANYMAIL_WEBHOOK_SECRET="user:pass")
+
+    assert refused.returncode != 0
+    assert "subscriptions.E001" in refused.stderr + refused.stdout
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
