@@ -137,6 +137,8 @@ ANYMAIL = {
 }
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+# Seconds before a silent SMTP server is given up on (anymail's HTTP ESPs default to 30 too).
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
 
 # Sign-up abuse limits (per client IP and per address, per hour, counted in the shared cache).
 SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "20"))
