@@ -60,19 +60,7 @@ class PaperForm(forms.ModelForm):
 
     class Meta:
         model = Paper
-        fields = [
-            "title",
-            "abstract",
-            "authors",
-            "author_count",
-            "url",
-            "pdf_url",
-            "published_on",
-            "upvotes",
-            "categories",
-            "hidden",
-            "pinned",
-        ]
+        fields = [*curation.INGESTED_FIELDS, "hidden", "pinned"]
 
 
 class SourceFilter(admin.SimpleListFilter):

@@ -85,6 +85,21 @@ class SubscriberForm(forms.ModelForm):
         return self.cleaned_data["time_zone"]
 
 
+# What the person agreed to and what happened since: shown, never edited.
+CONSENT_FIELDS = [
+    "consent_at",
+    "consent_ip",
+    "consent_text",
+    "confirmation_sent_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "unsubscribe_reason",
+    "soft_bounces",
+    "created_at",
+    "updated_at",
+]
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberForm
@@ -109,40 +124,11 @@ class SubscriberAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        (
-            "Consent",
-            {
-                "fields": [
-                    "consent_at",
-                    "consent_ip",
-                    "consent_text",
-                    "confirmation_sent_at",
-                    "confirmed_at",
-                    "unsubscribed_at",
-                    "unsubscribe_reason",
-                    "soft_bounces",
-                    "created_at",
-                    "updated_at",
-                ]
-            },
-        ),
+        ("Consent", {"fields": CONSENT_FIELDS}),
     ]
     # Status changes only through the actions below, so the consent rules always apply; the
     # address is the one the person consented with.
-    readonly_fields = [
-        "email",
-        "status",
-        "consent_at",
-        "consent_ip",
-        "consent_text",
-        "confirmation_sent_at",
-        "confirmed_at",
-        "unsubscribed_at",
-        "unsubscribe_reason",
-        "soft_bounces",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = ["email", "status", *CONSENT_FIELDS]
     actions = ["resend_confirmation", "suppress", "reactivate", "export_csv"]
 
     def has_add_permission(self, request) -> bool:
