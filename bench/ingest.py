@@ -13,9 +13,10 @@ import os
 import random
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from scratch_database import scratch_database
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PAPERS = int(os.environ.get("BENCH_PAPERS", "50000"))
@@ -80,28 +81,9 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def postgres_admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(statement)
-
-
 def main() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    with tempfile.TemporaryDirectory() as tmp:
-        if url.startswith("postgres"):
-            server, _, _ = url.rpartition("/")
-            postgres_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
-            postgres_admin(url, f"CREATE DATABASE {BENCH_DATABASE}")
-            os.environ["DATABASE_URL"] = f"{server}/{BENCH_DATABASE}"
-        else:
-            os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
-        try:
-            run_bench(Path(tmp))
-        finally:
-            if url.startswith("postgres"):
-                postgres_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+    with scratch_database(BENCH_DATABASE) as tmp:
+        run_bench(tmp)
 
 
 def run_bench(tmp: Path) -> None:

@@ -14,10 +14,11 @@ import multiprocessing
 import os
 import socket
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from scratch_database import scratch_database
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 READERS = int(os.environ.get("BENCH_READERS", "2000"))
@@ -46,15 +47,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def postgres_admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(statement)
-
-
 def main() -> None:
-    url = os.environ.get("DATABASE_URL", "")
     port = free_port()
     received, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
     server = multiprocessing.Process(target=serve_smtp, args=(port, received, ready), daemon=True)
@@ -65,20 +58,11 @@ def main() -> None:
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(port),
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        if url.startswith("postgres"):
-            server_url, _, _ = url.rpartition("/")
-            postgres_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
-            postgres_admin(url, f"CREATE DATABASE {BENCH_DATABASE}")
-            os.environ["DATABASE_URL"] = f"{server_url}/{BENCH_DATABASE}"
-        else:
-            os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
-        try:
+    try:
+        with scratch_database(BENCH_DATABASE):
             run_bench(received)
-        finally:
-            if url.startswith("postgres"):
-                postgres_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-            server.terminate()
+    finally:
+        server.terminate()
 
 
 def run_bench(received) -> None:
