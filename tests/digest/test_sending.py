@@ -11,6 +11,7 @@ from anymail.exceptions import (
     AnymailRecipientsRefused,
     AnymailRequestsAPIError,
 )
+from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from django.db import connection
@@ -404,6 +405,28 @@ def test_a_chunk_goes_over_one_smtp_connection_each_message_whole_and_marked_sen
     assert [rcpt_tos for rcpt_tos, _ in received] == [[message["To"]] for message in parsed]
     html = next(part for part in parsed[0].walk() if part.get_content_type() == "text/html")
     assert "Sparse Mixture of Experts at Scale" in html.get_payload(decode=True).decode()
+
+
+def test_smtp_messages_are_multipart_alternative_with_a_boundary_of_their_own(planned, smtp_server):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    port, received = smtp_server
+    sending.send_deliveries(planned, connection=EmailBackend(host="127.0.0.1", port=port))
+
+    parsed = [email.message_from_bytes(content) for _, content in received]
+    assert [message.get_content_type() for message in parsed] == ["multipart/alternative"] * 3
+    assert len({message.get_boundary() for message in parsed}) == 3
+    for message in parsed:
+        parts = [part.get_content_type() for part in message.walk()][1:]
+        assert parts == ["text/plain", "text/html"]
+
+
+def test_a_boundary_that_occurs_in_the_message_is_not_used(monkeypatch):
+    message = EmailMessage(body="a line with ==taken== in it")
+    tokens = iter(["taken", "free"])
+    monkeypatch.setattr(sending.secrets, "token_hex", lambda size: next(tokens))
+
+    assert sending.fresh_boundary(message) == "==free=="
 
 
 def test_subscriber_who_unsubscribed_after_planning_gets_nothing(planned, outbox):
