@@ -41,6 +41,14 @@ COVERAGE_THRESHOLD = 0.5
 RELEVANCE_THRESHOLD = 0.05
 WORD_MARK = 2.0  # > any word's share of a topic (shares sum to 1)
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
+# Pseudo-relevance feedback (as RM3): a topic's best FEEDBACK_PAPERS matches lend it the
+# FEEDBACK_WORDS most telling words they share, which then count FEEDBACK_WEIGHT of its score.
+# It reorders the papers that pass the threshold on the topic's own words; it never adds one.
+FEEDBACK_PAPERS = 10
+FEEDBACK_WORDS = 10
+FEEDBACK_WEIGHT = 0.5
+FEEDBACK_MIN_PAPERS = 2  # a word lent must be used by this many of them
+PAPER_WORDS_FOR_FEEDBACK = 40  # a paper offers only its most telling words
 FIRST_DIGEST_WINDOW = timedelta(days=7)
 SUBSCRIBER_CHUNK = 1024  # subscribers scored together in one dense block
 TOPIC_CHUNK = 4096  # distinct topic lines scored together
@@ -275,6 +283,8 @@ class PaperIndex:
     idf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     saturation: sparse.csr_matrix | None = None  # papers × features, BM25 saturated tf in [0, 1)
     presence: sparse.csr_matrix | None = None  # papers × features, 1 where the feature occurs
+    telling: sparse.csr_matrix | None = None  # papers × features, top words by saturation × idf
+    telling_presence: sparse.csr_matrix | None = None  # 1 where `telling` has an entry
     acronyms: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
     tokens: list[tuple[list[Token], list[Token]]] = field(default_factory=list)
     _where: dict[int, tuple[dict[str, list[int]], ...]] = field(default_factory=dict)
@@ -321,6 +331,11 @@ class PaperIndex:
         index.presence = sparse.csr_matrix(
             (np.ones_like(tf.data), tf.indices, tf.indptr), shape=shape
         )
+        is_word = np.fromiter((" " not in key for key in vocabulary), dtype=bool, count=shape[1])
+        telling = index.saturation.multiply((index.idf * is_word)[None, :]).tocsr()
+        index.telling = keep_row_top(telling, PAPER_WORDS_FOR_FEEDBACK)
+        index.telling_presence = index.telling.copy()
+        index.telling_presence.data[:] = 1
         return index
 
     def term_idf(self, feature: str) -> float:
@@ -371,35 +386,79 @@ class PaperIndex:
         threshold is set, for a paper covering less than COVERAGE_THRESHOLD of the topic."""
         blocks = []
         for start in range(0, len(topics), TOPIC_CHUNK):
-            weights, coverage = self.topic_matrices(topics[start : start + TOPIC_CHUNK])
+            chunk = topics[start : start + TOPIC_CHUNK]
+            weights, coverage = self.topic_matrices(chunk)
             scores = (weights @ self.saturation.T).tocsr()
-            # One product gives both the covered share of the topic's word weight (each word's
-            # share < 1) and how many of its words the paper has (each word adds WORD_MARK).
-            marked = coverage.copy()
-            marked.data += WORD_MARK
-            covered = (marked @ self.presence.T).tocsr()
-            words = np.floor(covered.data / WORD_MARK + 1e-3)
-            covered.data = np.minimum(covered.data - WORD_MARK * words, 1.0)
-            if threshold > 0:
-                # A topic of several words needs two of them: one rare word is not the topic.
-                needed = np.asarray(
-                    [min(2, len(set(topic_stems(t)))) for t in topics[start : start + TOPIC_CHUNK]]
-                )
-                row_of = np.repeat(np.arange(covered.shape[0]), np.diff(covered.indptr))
-                too_little = (covered.data < COVERAGE_THRESHOLD - 1e-4) | (words < needed[row_of])
-                covered.data[too_little] = 0
-            covered.eliminate_zeros()
-            if COVERAGE_POWER:
-                covered.data **= COVERAGE_POWER
-            else:
-                covered.data[:] = 1.0
-            scores = scores.multiply(covered).tocsr()
-            scores.data[scores.data < max(threshold, 1e-6)] = 0
-            scores.eliminate_zeros()
-            blocks.append(scores.astype(np.float32))
+            covered = self._covered(chunk, coverage, gate=threshold > 0)
+            relevance = scores.multiply(covered).tocsr()
+            relevance.data[relevance.data < max(threshold, 1e-6)] = 0
+            relevance.eliminate_zeros()
+            blocks.append(
+                self._with_feedback(relevance, scores, covered, weights).astype(np.float32)
+            )
         if not blocks:
             return sparse.csr_matrix((0, len(self.titles)), dtype=np.float32)
         return sparse.vstack(blocks, format="csr")
+
+    def _covered(
+        self, topics: Sequence[str], coverage: sparse.csr_matrix, *, gate: bool
+    ) -> sparse.csr_matrix:
+        """topics × papers, the share of each topic's word weight the paper holds (0..1); with
+        `gate`, 0 for a paper holding too little of it or too few of its words."""
+        # One product gives both the covered share of the topic's word weight (each word's
+        # share < 1) and how many of its words the paper has (each word adds WORD_MARK).
+        marked = coverage.copy()
+        marked.data += WORD_MARK
+        covered = (marked @ self.presence.T).tocsr()
+        words = np.floor(covered.data / WORD_MARK + 1e-3)
+        covered.data = np.minimum(covered.data - WORD_MARK * words, 1.0)
+        if gate:
+            # A topic of several words needs two of them: one rare word is not the topic.
+            needed = np.asarray([min(2, len(set(topic_stems(t)))) for t in topics])
+            row_of = np.repeat(np.arange(covered.shape[0]), np.diff(covered.indptr))
+            too_little = (covered.data < COVERAGE_THRESHOLD - 1e-4) | (words < needed[row_of])
+            covered.data[too_little] = 0
+        covered.eliminate_zeros()
+        if COVERAGE_POWER:
+            covered.data **= COVERAGE_POWER
+        else:
+            covered.data[:] = 1.0
+        return covered
+
+    def _with_feedback(
+        self,
+        relevance: sparse.csr_matrix,
+        scores: sparse.csr_matrix,
+        covered: sparse.csr_matrix,
+        weights: sparse.csr_matrix,
+    ) -> sparse.csr_matrix:
+        """The same entries as `relevance`, rescored with pseudo-relevance feedback: each topic's
+        best papers vote for the words they share ("expressive power of transformers" learns
+        "circuit", "formal language"), and those words count beside the topic's own."""
+        if not relevance.nnz or not FEEDBACK_WEIGHT:
+            return relevance
+        best = keep_row_top(relevance, FEEDBACK_PAPERS)
+        best = sparse.diags(1 / np.maximum(row_sums(best), 1e-9)) @ best
+        # A word only one of the best papers uses is that paper's, not the topic's.
+        voters = best.copy()
+        voters.data[:] = 1
+        shared = (voters @ self.telling_presence) >= FEEDBACK_MIN_PAPERS
+        votes = (best @ self.telling).multiply(shared)
+        # The topic's own words already count; only new words are lent.
+        votes = (votes - votes.multiply(weights > 0)).tocsr()
+        votes.eliminate_zeros()
+        words = keep_row_top(votes, FEEDBACK_WORDS)
+        total = row_sums(words)
+        words = sparse.diags(1 / np.maximum(total, 1e-9)) @ words
+        # A topic whose best papers share no new word (a handful of matches) keeps its score.
+        share = np.where(total > 0, FEEDBACK_WEIGHT, 0.0)
+        mask = relevance.copy()
+        mask.data[:] = 1
+        feedback = (words @ self.saturation.T).multiply(mask)
+        blended = sparse.diags(1 - share) @ scores.multiply(mask) + sparse.diags(share) @ feedback
+        rescored = blended.multiply(covered).tocsr()
+        rescored.data = np.maximum(rescored.data, 1e-6)  # stays an entry wherever it was one
+        return rescored
 
     def mentions(self, phrases: Sequence[str]) -> sparse.csr_matrix:
         """phrases × papers, 1 where the paper mentions the whole phrase (its words, in order)."""
@@ -484,6 +543,27 @@ class PaperIndex:
                 kept.append(frozenset(run_stems))
                 terms.append(surface)
         return tuple(terms[:MAX_MATCHED_TERMS]), in_title
+
+
+def row_sums(matrix: sparse.csr_matrix) -> np.ndarray:
+    return np.asarray(matrix.sum(axis=1)).ravel()
+
+
+def keep_row_top(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """`matrix` with only each row's k largest entries (ties broken arbitrarily)."""
+    matrix = matrix.tocsr()
+    lengths = np.diff(matrix.indptr)
+    if not matrix.nnz or lengths.max() <= k:
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    # One sort on (row, -value): values scaled into [0, 1) below their row number.
+    peak = np.maximum(np.abs(matrix.data).max(), 1e-30)
+    order = np.argsort(rows - 0.5 * (matrix.data / peak) + 0.5, kind="stable")
+    rank_in_row = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
+    kept = order[rank_in_row < k]
+    return sparse.csr_matrix(
+        (matrix.data[kept], (rows[kept], matrix.indices[kept])), shape=matrix.shape
+    )
 
 
 def trend(upvotes: np.ndarray, seen_counts: np.ndarray) -> np.ndarray:

@@ -8,9 +8,11 @@ from django.core.management import call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy import sparse
 
 from digest.matching import (
     find_acronyms,
+    keep_row_top,
     search_papers,
     select_papers,
     stem,
@@ -264,6 +266,56 @@ def test_paper_sharing_one_word_of_a_two_word_topic_is_not_sent():
     make_paper("Diffusion policies for robots")
     make_paper("Video captioning for sports broadcasts")  # the rarer word, alone
     assert titles(search_papers("video diffusion")) == ["Video diffusion models"]
+
+
+def make_expressivity_papers() -> None:
+    """Three papers squarely on "expressive power of transformers", all in the language of
+    circuit complexity and formal languages, and background on other subjects."""
+    background()
+    for subject in ("Log-precision", "Hard-attention", "Looped"):
+        make_paper(
+            f"{subject} transformers and their expressive power",
+            "We bound the expressive power of transformers with circuit complexity: the formal "
+            "languages they recognise lie in uniform threshold circuit classes.",
+        )
+
+
+def test_words_the_best_matches_share_lift_papers_that_use_them_too():
+    make_expressivity_papers()
+    # The same topic words, once each, in abstracts of the same length: without feedback a tie.
+    circuits = make_paper(
+        "Sequence models one",
+        "Transformers have expressive power we characterise through circuit complexity classes.",
+    )
+    turbines = make_paper(
+        "Sequence models two",
+        "Transformers have expressive power we characterise through wind turbine forecasting.",
+    )
+
+    scores = {m.paper_id: m.score for m in search_papers("expressive power of transformers")}
+
+    assert scores[circuits.pk] > scores[turbines.pk]
+
+
+def test_feedback_never_brings_a_paper_without_the_topics_own_words():
+    make_expressivity_papers()
+    make_paper(
+        "Threshold circuits for formal languages",
+        "Uniform circuit complexity classes and the formal languages they recognise.",
+    )
+
+    ranked = titles(search_papers("expressive power of transformers"))
+
+    assert len(ranked) == 3
+    assert "Threshold circuits for formal languages" not in ranked
+
+
+def test_keep_row_top_keeps_each_rows_largest_entries():
+    matrix = sparse.csr_matrix(np.array([[0.1, 0.9, 0.0, 0.5], [3.0, 0.0, 0.0, 0.0], [0, 0, 0, 0]]))
+
+    kept = keep_row_top(matrix, 2).toarray()
+
+    assert kept.tolist() == [[0.0, 0.9, 0.0, 0.5], [3.0, 0.0, 0.0, 0.0], [0, 0, 0, 0]]
 
 
 # --- what a digest holds -------------------------------------------------------------------------
