@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.policy import Compat32
 from enum import StrEnum
 
 import requests
@@ -390,11 +391,33 @@ def serialize_now(message: EmailMessage) -> None:
     (message().as_bytes(linesep="\\r\\n")) in the sender thread, which then only waits on the
     server instead of competing with composing for the interpreter."""
     mime = message.message()
+    mime.policy = SHORT_HEADERS_AS_IS
     if mime.is_multipart():
         mime.set_boundary(fresh_boundary(message))
     mime.as_bytes = functools.cache(mime.as_bytes)
     mime.as_bytes(linesep="\r\n")
     message.message = lambda: mime
+
+
+class ShortHeadersAsIs(Compat32):
+    """Python's compat32 email policy, which Django's messages use, except that a header that
+    fits on its line in printable ASCII is written as it is. Compat32 runs every header through
+    email.header.Header, which leaves such a value unchanged and costs a tenth of serializing a
+    digest."""
+
+    def _fold(self, name: str, value, sanitize: bool) -> str:
+        limit = self.max_line_length or 78
+        if (
+            isinstance(value, str)
+            and len(name) + len(value) + 2 <= limit
+            and value.isascii()
+            and value.isprintable()
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)
+
+
+SHORT_HEADERS_AS_IS = ShortHeadersAsIs()
 
 
 def fresh_boundary(message: EmailMessage) -> str:

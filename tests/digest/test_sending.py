@@ -3,6 +3,7 @@ import smtplib
 import socket
 import threading
 from datetime import UTC, date, datetime, timedelta
+from email.policy import compat32
 
 import pytest
 import requests
@@ -17,6 +18,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from digest import sending
 from digest.models import DeliveredPaper, Delivery, DigestRun, Paper
@@ -427,6 +431,22 @@ def test_a_boundary_that_occurs_in_the_message_is_not_used(monkeypatch):
     monkeypatch.setattr(sending.secrets, "token_hex", lambda size: next(tokens))
 
     assert sending.fresh_boundary(message) == "==free=="
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["Subject", "List-Unsubscribe", "X"]),
+    st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120),
+        st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x2FF), max_size=120),
+    ),
+)
+def test_short_ascii_headers_are_written_exactly_as_compat32_would(name, value):
+    policy = sending.SHORT_HEADERS_AS_IS.clone(linesep="\r\n")
+
+    assert policy.fold_binary(name, value) == compat32.clone(linesep="\r\n").fold_binary(
+        name, value
+    )
 
 
 def test_subscriber_who_unsubscribed_after_planning_gets_nothing(planned, outbox):
