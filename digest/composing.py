@@ -2,7 +2,9 @@
 
 What every reader sees the same way (a paper's title, link, authors, upvotes and the abstract cut
 at a sentence boundary, escaped) is a `PaperBlock`, built once per paper and process and reused for
-every email in the run; per reader only the highlighting, the "why" line and the links differ.
+every email in the run. The entry a reader sees (the block with the matched words highlighted and
+"why you got this") is a `DigestItem`, rendered once per paper and reason: readers who share a
+topic share it. Per email only the list, the header and footer, and the signed links are new.
 """
 
 import re
@@ -51,10 +53,11 @@ class PaperBlock:
 
 @dataclass(frozen=True)
 class DigestItem:
-    block: PaperBlock
-    excerpt_html: SafeString
-    why: str
-    pinned: bool
+    """One paper's entry as a reader sees it, rendered; shared by every reader who got the paper
+    for the same reason (the same matched words and "why")."""
+
+    html: SafeString
+    text: str
 
 
 def paper_url(paper: Paper) -> str:
@@ -93,6 +96,7 @@ def _authors_text(authors: Sequence[str], author_count: int | None) -> str:
 
 
 _blocks: dict[tuple[int, int], PaperBlock] = {}
+_items: dict[tuple[PaperBlock, tuple[str, ...], str, bool], DigestItem] = {}
 
 
 def _paper_fingerprint(paper: Paper) -> int:
@@ -131,6 +135,26 @@ def _render_block(paper: Paper) -> PaperBlock:
         head_html=mark_safe(get_template("emails/digest-paper.html").render(context).strip()),
         head_text=get_template("emails/digest-paper.txt").render(context).strip(),
     )
+
+
+def digest_item(block: PaperBlock, match: Match) -> DigestItem:
+    """The paper's entry for this match, rendered once per process for each distinct reason."""
+    key = (block, match.matched_terms, match.why, match.pinned)
+    item = _items.get(key)
+    if item is None:
+        if len(_items) >= BLOCK_CACHE_SIZE:
+            _items.clear()
+        context = {
+            "block": block,
+            "excerpt_html": highlight(block.excerpt_html, match.matched_terms),
+            "why": match.why,
+            "pinned": match.pinned,
+        }
+        item = _items[key] = DigestItem(
+            html=mark_safe(get_template("emails/digest-item.html").render(context)),
+            text=get_template("emails/digest-item.txt").render(context),
+        )
+    return item
 
 
 @lru_cache(maxsize=4096)
@@ -181,22 +205,10 @@ def digest_context(
     period: date,
     papers: Mapping[int, Paper],
 ) -> dict:
-    items = []
-    for match in matches:
-        paper = papers.get(match.paper_id)
-        if paper is None:
-            continue
-        block = paper_block(paper)
-        items.append(
-            DigestItem(
-                block=block,
-                excerpt_html=highlight(block.excerpt_html, match.matched_terms),
-                why=match.why,
-                pinned=match.pinned,
-            )
-        )
+    blocks = [(paper_block(papers[m.paper_id]), m) for m in matches if m.paper_id in papers]
+    items = [digest_item(block, match) for block, match in blocks]
     topics = subscriber.topic_lines
-    top = items[0].block.title if items else ""
+    top = blocks[0][0].title if blocks else ""
     more = len(items) - 1
     preheader = f"{top}" + (f", and {more} more for you." if more > 0 else ".")
     return {

@@ -177,6 +177,31 @@ def test_paper_block_is_rendered_once_for_all_subscribers(monkeypatch):
     assert sorted(calls) == sorted(paper.pk for paper in papers)
 
 
+def test_an_entry_is_rendered_once_per_paper_and_reason(monkeypatch):
+    paper = make_paper("Experts", "Experts route tokens. Routing is learned.")
+    calls = []
+    monkeypatch.setattr(composing, "_items", {})
+    monkeypatch.setattr(
+        composing, "highlight", lambda text, terms: calls.append(terms) or highlight(text, terms)
+    )
+    for n in range(4):
+        compose_digest(
+            make_subscriber(f"reader{n}@example.com"),
+            [match(paper, "Experts", why="Matches your topic experts")],
+            period=PERIOD,
+        )
+    other = compose_digest(
+        make_subscriber("router@example.com"),
+        [match(paper, "Routing", why="Matches your topic routing")],
+        period=PERIOD,
+    )
+
+    assert calls == [("Experts",), ("Routing",)]
+    html = html_of(other)
+    assert "Matches your topic routing" in html and "Matches your topic experts" not in html
+    assert ">Routing</mark>" in html and ">Experts</mark>" not in html
+
+
 def test_edited_paper_gets_a_fresh_block():
     paper = make_paper("Old Title")
     compose_digest(make_subscriber(), [match(paper)], period=PERIOD)
