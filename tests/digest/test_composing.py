@@ -124,6 +124,15 @@ def test_each_paper_shows_authors_upvotes_and_why(settings):
     )
 
 
+def test_a_paper_nobody_upvoted_shows_no_upvote_count():
+    paper = make_paper("Experts", authors=["Ada Lovelace"], upvotes=0)
+    message = compose_digest(make_subscriber(), [match(paper)], period=PERIOD)
+
+    for body in (html_of(message), text_of(message)):
+        assert "Ada Lovelace" in body
+        assert "upvote" not in body
+
+
 def test_headers_offer_one_click_unsubscribe_list_id_and_mailto(settings):
     settings.LIST_UNSUBSCRIBE_MAILTO = "unsubscribe@example.com"
     settings.SITE_URL = "https://paperboy.example.org"
