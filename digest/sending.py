@@ -37,7 +37,8 @@ from digest.composing import compose_digest, list_id_domain
 from digest.matching import Match, select_papers
 from digest.models import DeliveredPaper, Delivery, DigestRun, Paper
 from digest.periods import digest_period
-from subscriptions.models import Subscriber
+from subscriptions import consent
+from subscriptions.models import Subscriber, SuppressionEvent
 from subscriptions.selectors import subscribers_for_digests
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def message_id_for(delivery: Delivery) -> str:
 def is_transient(error: BaseException) -> bool:
     """Worth trying again later: timeouts, connection errors, 429 and 5xx answers."""
     if isinstance(error, AnymailRecipientsRefused | smtplib.SMTPRecipientsRefused):
-        return False
+        return not refuses_recipient(error)  # an SMTP 4xx refusal (greylisting) passes later
     if isinstance(error, AnymailRequestsAPIError):
         status = error.status_code
         return status is None or status in (408, 429) or status >= 500
@@ -218,6 +219,16 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, smtplib.SMTPResponseException):
         return 400 <= error.smtp_code < 500
     return isinstance(error, smtplib.SMTPException | OSError | requests.RequestException)
+
+
+def refuses_recipient(error: BaseException) -> bool:
+    """The ESP or mail server refuses the address itself for good (no such mailbox, an address
+    the ESP has marked inactive)."""
+    if isinstance(error, AnymailRecipientsRefused):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
+    return False
 
 
 def retry_delay(attempts: int) -> float:
@@ -487,6 +498,14 @@ def _record_failure(delivery: Delivery, claimed_at: datetime, error: Exception) 
     if not is_transient(error) and not isinstance(error, AnymailError | smtplib.SMTPException):
         logger.exception("delivery %s failed", delivery.pk, exc_info=error)
     _release(delivery, claimed_at, status=Delivery.Status.FAILED, error=reason)
+    if refuses_recipient(error):
+        # As a hard bounce reported by webhook would: no more mail to a dead address.
+        consent.suppress(
+            delivery.subscriber,
+            kind=SuppressionEvent.Kind.HARD_BOUNCE,
+            source=SuppressionEvent.Source.SENDING,
+            detail=reason,
+        )
     return SendResult(Outcome.FAILED, error=reason)
 
 

@@ -101,6 +101,7 @@ class SuppressionEvent(models.Model):
         LINK = "link", "Link in an email"
         ONE_CLICK = "one_click", "One-click unsubscribe"
         EDITOR = "editor", "Editor"
+        SENDING = "sending", "Refused when sent"
 
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"

@@ -266,6 +266,32 @@ def test_permanent_error_fails_only_that_delivery(planned):
     assert backend.opened >= 2  # reconnected after the error instead of reusing a bad connection
 
 
+def test_a_refused_address_is_suppressed_and_gets_no_more_digests(planned):
+    refusal = smtplib.SMTPRecipientsRefused({"grace@example.com": (550, b"no such user")})
+    sending.send_deliveries(planned, connection=ScriptedBackend({"grace@example.com": refusal}))
+
+    grace = Subscriber.objects.get(email="grace@example.com")
+    assert grace.status == Subscriber.Status.BOUNCED
+    event = grace.suppressions.get()
+    assert (event.kind, event.source) == ("hard_bounce", "sending")
+    assert "no such user" in event.detail
+    tomorrow = sending.plan_deliveries(NOW + timedelta(days=1))
+    assert sorted(
+        Delivery.objects.filter(run=tomorrow).values_list("subscriber__email", flat=True)
+    ) == [
+        "ada@example.com",
+        "alan@example.com",
+    ]
+
+
+def test_an_error_that_is_not_about_the_address_suppresses_nobody(planned):
+    sending.send_deliveries(
+        planned, connection=ScriptedBackend({"ada@example.com": api_error(422)})
+    )
+
+    assert not Subscriber.objects.exclude(status=Subscriber.Status.ACTIVE).exists()
+
+
 def test_a_chunk_shares_one_connection(planned):
     backend = ScriptedBackend()
     sending.send_deliveries(planned, connection=backend)
@@ -290,6 +316,7 @@ def test_a_chunk_shares_one_connection(planned):
         (smtplib.SMTPResponseException(451, b"try later"), True),
         (smtplib.SMTPResponseException(550, b"no such user"), False),
         (smtplib.SMTPRecipientsRefused({"a@b": (550, b"no")}), False),
+        (smtplib.SMTPRecipientsRefused({"a@b": (451, b"greylisted, try later")}), True),
         (ValueError("a bug"), False),
     ],
 )
@@ -459,7 +486,7 @@ def test_subscriber_who_unsubscribed_after_planning_gets_nothing(planned, outbox
 
 
 def test_retry_failed_gives_failed_deliveries_new_attempts(planned):
-    backend = ScriptedBackend({"ada@example.com": AnymailRecipientsRefused("no")})
+    backend = ScriptedBackend({"ada@example.com": api_error(422)})
     sending.send_deliveries(planned, connection=backend)
     ada = Delivery.objects.get(subscriber__email="ada@example.com").pk
 
