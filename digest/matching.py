@@ -1,7 +1,7 @@
 """Ranking papers for subscribers, and the explanation of each match.
 
 Papers and topic lines become rows of sparse matrices over one vocabulary of word stems and of
-adjacent stem pairs (so a phrase typed as a topic scores far higher in order than as loose words).
+adjacent stem pairs (so a phrase typed as a topic scores higher in order than as loose words).
 One sparse product scores every distinct topic line against every paper; each subscriber keeps the
 best of their topic lines, then masks (window, already sent, exclusions, threshold) and a top-k
 pick the digest. Nothing loops over subscriber × paper pairs, and the database is asked a fixed
@@ -30,7 +30,7 @@ from subscriptions.models import Subscriber
 K1 = 1.2
 B = 0.75
 TITLE_WEIGHT = 4.0  # a word in the title counts as this many in the abstract
-PHRASE_WEIGHT = 2.0  # weight of each adjacent pair of a topic, relative to its words' mean idf
+PHRASE_WEIGHT = 1.0  # weight of each adjacent pair of a topic, relative to its words' mean idf
 COVERAGE_POWER = 1.0  # soft AND: relevance × (share of the topic's words present) ** power
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
 # A paper is sent only if it holds at least this share of the topic's word weight (idf) and two

@@ -160,7 +160,8 @@ def test_words_in_order_outrank_the_same_words_apart():
     )
     ranked = search_papers("reinforcement learning from human feedback")
     assert titles(ranked)[0] == "Aligning assistants"
-    assert ranked[0].score > 1.5 * ranked[1].score
+    # Though the other paper has a topic word in its title, which weighs four times.
+    assert ranked[0].score > 1.2 * ranked[1].score
 
 
 def test_acronym_topic_matches_a_paper_that_defines_it():
