@@ -536,8 +536,10 @@ def round_report(run: DigestRun) -> list[ReportRow]:
 
 
 def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
-    """Plan and send one round in this process. The returned run carries `report` (ReportRow
-    list). A dry run composes every digest but sends nothing and leaves no trace."""
+    """Plan and send one round in this process, and the retries of earlier rounds now due. The
+    returned run carries `report` (ReportRow list), `earlier_sent` (retries of earlier rounds
+    sent now) and `waiting` (deliveries of any round waiting for a retry). A dry run composes
+    every digest but sends nothing and leaves no trace."""
     if dry_run:
         with transaction.atomic():
             run = plan_deliveries(now)
@@ -548,10 +550,25 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
         return run
     run = plan_deliveries(now)
     ids = queue_run(run)
-    for chunk in chunked(ids, settings.DIGEST_SEND_CHUNK):
+    # Without Celery nothing else retries: earlier rounds' deliveries whose retry time has come
+    # go out with this one (the claim keeps them once-only if a worker is retrying them too).
+    earlier = retries_due(exclude_run=run)
+    for chunk in chunked(ids + earlier, settings.DIGEST_SEND_CHUNK):
         send_deliveries(chunk)
+    refresh_runs()
     if run.pk is not None:
-        refresh_runs()
         run.refresh_from_db()
     run.report = round_report(run) if run.pk is not None else []
+    run.earlier_sent = Delivery.objects.filter(pk__in=earlier, status=Delivery.Status.SENT).count()
+    run.waiting = Delivery.objects.filter(status=Delivery.Status.PLANNED).count()
     return run
+
+
+def retries_due(*, exclude_run: DigestRun) -> list[int]:
+    """Planned deliveries of other rounds whose next attempt is due now, oldest first."""
+    due = Delivery.objects.filter(
+        status=Delivery.Status.PLANNED, next_attempt_at__lte=timezone.now()
+    )
+    if exclude_run.pk is not None:
+        due = due.exclude(run=exclude_run)
+    return list(due.order_by("pk").values_list("pk", flat=True))

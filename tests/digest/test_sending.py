@@ -539,6 +539,44 @@ def test_send_digests_prints_who_got_what(papers, outbox, capsys):
     assert sent_to(outbox) == ["ada@example.com"]
 
 
+class FailsFirstTime(BaseEmailBackend):
+    """Turns each address away once with a temporary error, then takes its messages."""
+
+    turned_away: set[str] = set()
+    delivered: list[str] = []
+
+    def send_messages(self, messages) -> int:
+        for message in messages:
+            if message.to[0] not in self.turned_away:
+                self.turned_away.add(message.to[0])
+                raise smtplib.SMTPServerDisconnected("try again later")
+            self.delivered.append(message.to[0])
+        return len(messages)
+
+
+def test_send_digests_says_what_waits_for_a_retry_and_sends_it_once_due(
+    papers, settings, monkeypatch, capsys
+):
+    settings.EMAIL_BACKEND = f"{__name__}.FailsFirstTime"
+    monkeypatch.setattr(FailsFirstTime, "turned_away", set())
+    monkeypatch.setattr(FailsFirstTime, "delivered", [])
+    make_subscriber("ada@example.com")
+
+    call_command("send_digests", "--now", "2026-03-02T09:30:00+00:00")
+    first = capsys.readouterr().out
+    call_command("send_digests", "--now", "2026-03-02T09:35:00+00:00")  # retry not due yet
+    too_early, delivered_too_early = capsys.readouterr().out, list(FailsFirstTime.delivered)
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    call_command("send_digests", "--now", "2026-03-02T09:40:00+00:00")
+    due = capsys.readouterr().out
+
+    assert "sent 0," in first and "1 waiting to retry" in first
+    assert "1 waiting to retry" in too_early and delivered_too_early == []
+    assert "also sent 1 retried from earlier rounds" in due and "waiting" not in due
+    assert FailsFirstTime.delivered == ["ada@example.com"]
+    assert Delivery.objects.get().status == Delivery.Status.SENT
+
+
 @pytest.mark.parametrize("hour", [0, 6, 13, 23])
 def test_every_sample_reader_gets_a_digest_whatever_the_hour_the_demo_runs(hour, outbox):
     call_command("ingest", *sorted(str(p) for p in (PROJECT_DIR / "samples/dumps").glob("*.txt")))

@@ -40,3 +40,10 @@ class Command(BaseCommand):
             f"{verb} {sent}, skipped {run.skipped} (nothing relevant), failed {run.failed}"
             f" at {moment.isoformat()}"
         )
+        if not dry_run and run.earlier_sent:
+            self.stdout.write(f"also sent {run.earlier_sent} retried from earlier rounds")
+        if not dry_run and run.waiting:
+            self.stdout.write(
+                f"{run.waiting} waiting to retry after a temporary error: a Celery worker "
+                "retries them, or run send_digests again later"
+            )
