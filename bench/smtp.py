@@ -8,6 +8,8 @@ left out of the clock.
         # a fresh database `bench_smtp` on that server, created and dropped here
 
 Prints emails/s (wall clock) and how many the server received. Target: >= 200 emails/s.
+For scale it then prints what the same server takes from a bare smtplib loop resending one
+digest's bytes: the ceiling a sender in Python reaches against this (Python) server.
 """
 
 import multiprocessing
@@ -60,12 +62,12 @@ def main() -> None:
     )
     try:
         with scratch_database(BENCH_DATABASE):
-            run_bench(received)
+            run_bench(received, port)
     finally:
         server.terminate()
 
 
-def run_bench(received) -> None:
+def run_bench(received, port: int) -> None:
     sys.path.insert(0, str(PROJECT_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # As a production worker runs: DEBUG on would log every query and render templates in
@@ -121,7 +123,29 @@ def run_bench(received) -> None:
         f"connection): {seconds:.2f} s, {sent / seconds:,.0f} emails/s; "
         f"the server received {received.value:,}; sender CPU {cpu_seconds:.2f} s"
     )
+    print_server_ceiling(port, ids[0])
     connection.close()
+
+
+def print_server_ceiling(port: int, delivery_id: int) -> None:
+    import smtplib
+
+    from digest import sending
+    from digest.models import Delivery
+
+    message = sending.delivery_message(Delivery.objects.get(pk=delivery_id))
+    sending.serialize_now(message)
+    data = message.message().as_bytes(linesep="\r\n")
+    client = smtplib.SMTP("127.0.0.1", port)
+    started = time.perf_counter()
+    for n in range(READERS):
+        client.sendmail("digest@localhost", [f"reader{n}@example.com"], data)
+    seconds = time.perf_counter() - started
+    client.quit()
+    print(
+        f"for scale: a bare smtplib loop resending one {len(data):,}-byte digest to the same "
+        f"server: {READERS / seconds:,.0f} emails/s"
+    )
 
 
 if __name__ == "__main__":
