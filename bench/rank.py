@@ -122,7 +122,11 @@ def main() -> None:
         print(f"  {name:<16} {after[0] - before[0]:6.2f} s wall, {after[1] - before[1]:6.2f} s CPU")
     wall, cpu = clock[-1][0] - clock[0][0], clock[-1][1] - clock[0][1]
     print(f"ranked in {wall:.2f} s wall ({cpu:.2f} s CPU), peak RSS {peak_mb:.0f} MB")
-    print(f"{sent:,} matches picked; {empty:,} subscribers with nothing relevant")
+    distinct = len({id(match) for chosen in matches for match in chosen})
+    print(
+        f"{sent:,} matches picked ({distinct:,} distinct paper-and-reason entries, each "
+        f"composed once); {empty:,} subscribers with nothing relevant"
+    )
 
 
 if __name__ == "__main__":
