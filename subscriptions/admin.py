@@ -113,16 +113,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         (None, {"fields": ["email", "status"]}),
         (
             "What they get",
-            {
-                "fields": [
-                    "topics",
-                    "frequency",
-                    "weekday",
-                    "send_hour",
-                    "time_zone",
-                    "papers_per_digest",
-                ]
-            },
+            {"fields": consent.PREFERENCE_FIELDS},
         ),
         ("Consent", {"fields": CONSENT_FIELDS}),
     ]
