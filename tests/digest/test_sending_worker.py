@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from django.db.models import Count
@@ -23,6 +23,7 @@ from django.utils import timezone
 from digest.models import Delivery, Paper
 from digest.tasks import plan_and_send
 from subscriptions.models import Subscriber
+from tests.conftest import QuietHandler
 
 pytestmark = pytest.mark.services
 
@@ -136,7 +137,7 @@ class FakePostmark(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/"
 
 
-class FakePostmarkHandler(BaseHTTPRequestHandler):
+class FakePostmarkHandler(QuietHandler):
     server: FakePostmark
     protocol_version = "HTTP/1.1"  # keep-alive, so a chunk reuses its connection like with Postmark
     disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
@@ -166,9 +167,6 @@ class FakePostmarkHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, format, *args) -> None:
-        pass
 
 
 @pytest.fixture

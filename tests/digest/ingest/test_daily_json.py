@@ -1,7 +1,5 @@
 import json
-import threading
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from digest.ingest import ingest
 from digest.ingest.daily_json import DailyJsonError, load_daily_json, parse_daily_json
 from digest.ingest.records import PaperRecord, Rejection
 from digest.models import FeedState, IngestRun, Paper
+from tests.conftest import QuietHandler, http_server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -57,7 +56,7 @@ def test_daily_json_url_is_fetched_with_a_conditional_request():
     body = (FIXTURES / "daily-papers.json").read_bytes()
     seen = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             seen.append(self.headers.get("If-None-Match"))
             if self.headers.get("If-None-Match") == '"v1"':
@@ -69,17 +68,9 @@ def test_daily_json_url_is_fetched_with_a_conditional_request():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/api/daily_papers.json"
-    try:
+    with http_server(Handler) as base:
+        url = f"{base}/api/daily_papers.json"
         first, second = ingest(url), ingest(url)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert (first.format, first.created) == ("daily-json", 2)
     assert (second.records, second.note) == (0, "not modified since the last poll")
     assert seen == [None, '"v1"']
@@ -117,21 +108,13 @@ def test_arbitrary_json_entries_never_crash_the_parser(entries):
 def test_a_json_api_url_without_json_suffix_is_detected_by_its_content_type():
     body = (FIXTURES / "daily-papers.json").read_bytes()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        run = ingest(f"http://127.0.0.1:{httpd.server_address[1]}/api/daily_papers")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_server(Handler) as base:
+        run = ingest(f"{base}/api/daily_papers")
     assert (run.status, run.format, run.created) == (IngestRun.Status.SUCCEEDED, "daily-json", 2)

@@ -1,8 +1,6 @@
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ from digest.ingest import feeds, ingest
 from digest.ingest.feeds import parse_feed, parse_feed_bytes
 from digest.ingest.records import PaperRecord, Rejection
 from digest.models import FeedState, IngestRun, Paper
+from tests.conftest import QuietHandler, http_server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -104,17 +103,20 @@ def test_entries_feedparser_recovers_from_a_malformed_feed_are_kept_and_the_faul
 
 
 class FeedServer:
-    """A tiny HTTP server on 127.0.0.1 answering like arXiv: ETag, Last-Modified, 304."""
+    """Answers like arXiv: ETag, Last-Modified, 304 (served by the `feed_server` fixture)."""
 
     etag = '"feed-v1"'
     last_modified = "Mon, 22 Jan 2024 05:00:00 GMT"
+    url = ""
 
     def __init__(self) -> None:
         self.body = (FIXTURES / "arxiv-rss2.xml").read_bytes()
         self.requests: list[dict[str, str]] = []
+
+    def handler(self) -> type[QuietHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server.requests.append(dict(self.headers))
                 if self.path.startswith("/missing"):
@@ -132,20 +134,15 @@ class FeedServer:
                 self.end_headers()
                 self.wfile.write(server.body)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/rss/cs.LG"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return Handler
 
 
 @pytest.fixture
 def feed_server() -> Iterator[FeedServer]:
     server = FeedServer()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    with http_server(server.handler()) as base:
+        server.url = f"{base}/rss/cs.LG"
+        yield server
 
 
 @pytest.mark.django_db
