@@ -205,7 +205,8 @@ def find_acronyms(text: str) -> dict[str, tuple[str, ...]]:
         # "Neural architecture search (NAS)", or with the words the long form follows repeated
         # before the acronym: "One-shot neural architecture search (One-shot NAS)".
         if (
-            len(inside) <= 3
+            inside
+            and len(inside) <= 3
             and all(word[0].isalnum() for word in inside)
             and (letters := _acronym_letters(inside[-1]))
         ):
@@ -718,6 +719,8 @@ def rank(
         rows, _ = np.nonzero(valid)  # row-major: each interest's picks stay best first
         picked = top[valid]
         counts.append(valid.sum(axis=1))
+        if not picked.size:  # sparse fancy indexing with no pairs returns a matrix, not values
+            continue
         papers.append(picked)
         # The line that matched best, looked up for the picked papers only.
         line_scores = [

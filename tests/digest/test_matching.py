@@ -527,3 +527,21 @@ def test_search_papers_command_says_when_nothing_is_relevant():
     out = StringIO()
     call_command("search_papers", "quantum error correction", stdout=out)
     assert "Nothing relevant." in out.getvalue()
+
+
+@pytest.mark.parametrize("text", ["(%)", "($)", "(+)", "(…)", "( )", "gains (%) over", "()"])
+def test_parenthesis_without_a_word_defines_no_acronym(text):
+    assert find_acronyms(text) == {}
+
+
+def test_a_round_where_no_reader_matches_anything_selects_nothing_for_each():
+    background()
+    make_paper("Protein folding with lattice models", "We study protein folding on lattices.")
+    readers = [
+        make_subscriber("quantum error correction\nspeech synthesis"),
+        make_subscriber("robotics"),
+    ]
+
+    picks = select_papers(readers, now=NOW)
+
+    assert picks == {reader.id: [] for reader in readers}
