@@ -476,7 +476,7 @@ def test_many_subscribers_are_read_in_chunks_with_the_same_result(monkeypatch):
     for reader in readers[::2]:
         send(reader, [old], when=NOW - timedelta(days=1))
     whole = select_papers(readers, now=NOW)
-    monkeypatch.setattr("digest.matching.QUERY_CHUNK", 2)
+    monkeypatch.setattr("digest.matching.selection.QUERY_CHUNK", 2)
     assert select_papers(readers, now=NOW) == whole
     assert [{m.paper_id for m in whole[r.id]} for r in readers] == [
         {new.id},

@@ -1,0 +1,109 @@
+"""The explanation of each match: which topic, and the paper's own words that matched it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from digest.matching.allocation import without_cycle_collection
+from digest.matching.paper_index import PaperIndex
+from digest.matching.ranking import Picks
+from digest.matching.text import END, SEGMENT, START, STEM, contains_phrase, topic_stems
+
+MAX_MATCHED_TERMS = 6
+
+
+@dataclass(frozen=True)
+class Match:
+    paper_id: int
+    score: float
+    pinned: bool
+    topic: str
+    matched_terms: tuple[str, ...]
+    why: str
+
+
+def _positions(index: PaperIndex, paper: int) -> tuple[dict[str, list[int]], ...]:
+    """Where each stem occurs in the paper's title and abstract tokens."""
+    if paper not in index.positions:
+        maps = []
+        for tokens in index.tokens[paper]:
+            where: dict[str, list[int]] = {}
+            for i, token in enumerate(tokens):
+                where.setdefault(token[STEM], []).append(i)
+            maps.append(where)
+        index.positions[paper] = tuple(maps)
+    return index.positions[paper]
+
+
+def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...], bool]:
+    """(the paper's own words that matched the topic, whether the title matched)."""
+    stems = topic_stems(topic)
+    own = set(stems)
+    long_forms = []
+    for acronym, long_form in index.acronyms[paper].items():
+        if acronym in own:
+            long_forms.append(long_form)
+        elif contains_phrase(stems, long_form):
+            own.add(acronym)
+    wanted = own.union(*long_forms)
+    surfaces: dict[tuple[str, ...], str | None] = {}  # first surface of each run of stems
+    in_title = False
+    texts = (index.titles[paper], index.abstracts[paper])
+    fields = zip(index.tokens[paper], _positions(index, paper), strict=True)
+    for number, (tokens, where) in enumerate(fields):
+        found = [i for s in wanted if s in where for i in where[s]]
+        found.sort()
+        runs: list[list[int]] = []
+        for i in found:
+            if runs and runs[-1][-1] == i - 1 and tokens[i - 1][SEGMENT] == tokens[i][SEGMENT]:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        for run in runs:
+            run_stems = tuple(tokens[i][STEM] for i in run)
+            if run_stems in surfaces:
+                continue
+            surfaces[run_stems] = None
+            # A long form's words count only together: "language" alone is not "LLM".
+            if own.intersection(run_stems) or any(
+                contains_phrase(run_stems, f) for f in long_forms
+            ):
+                surfaces[run_stems] = texts[number][tokens[run[0]][START] : tokens[run[-1]][END]]
+                in_title = in_title or number == 0
+    # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
+    # Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing.
+    terms: list[str] = []
+    kept: list[frozenset[str]] = []
+    for run_stems in sorted(surfaces, key=len, reverse=True):
+        if (surface := surfaces[run_stems]) and not any(kept_ >= set(run_stems) for kept_ in kept):
+            kept.append(frozenset(run_stems))
+            terms.append(surface)
+    return tuple(terms[:MAX_MATCHED_TERMS]), in_title
+
+
+@without_cycle_collection
+def to_matches(
+    index: PaperIndex, picks: Picks, paper_ids: Sequence[int], pinned: Sequence[bool]
+) -> list[list[Match]]:
+    """Match objects for the picks; one per distinct (paper, topic line), shared by readers."""
+    if not len(picks.papers):
+        return [[] for _ in picks.counts]
+    pair = picks.papers * len(picks.topics) + picks.lines
+    _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    papers, lines, scores = (picks.papers[first], picks.lines[first], picks.scores[first])
+    pinned = np.asarray(pinned, dtype=bool).tolist()
+    made = []
+    for paper, line, score in zip(papers.tolist(), lines.tolist(), scores.tolist(), strict=True):
+        topic = picks.topics[line]
+        terms, in_title = explain(index, paper, topic)
+        why = f'Matches your topic "{topic}"{" in the title" if in_title else ""}: '
+        why += ", ".join(terms)
+        if pinned[paper]:
+            why = f"Pinned by the editors. {why}"
+        made.append(Match(paper_ids[paper], score, pinned[paper], topic, terms, why))
+    every = list(map(made.__getitem__, inverse.reshape(-1).tolist()))
+    ends = np.cumsum(picks.counts).tolist()
+    return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]

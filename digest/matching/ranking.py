@@ -1,0 +1,189 @@
+"""Ranking: one sparse product scores every distinct topic line against every paper; each
+subscriber keeps the best of their topic lines, then masks (window, already sent, exclusions,
+threshold) and a top-k pick the digest. Nothing loops over subscriber × paper pairs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from digest.matching.allocation import without_cycle_collection
+from digest.matching.paper_index import RELEVANCE_THRESHOLD, PaperIndex
+
+TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
+PIN_BONUS = 10.0  # pinned papers that match sort before everything else
+SUBSCRIBER_CHUNK = 1024  # subscribers scored together in one dense block
+
+
+def trend(upvotes: np.ndarray, seen_counts: np.ndarray) -> np.ndarray:
+    """0..1: upvotes on a log scale (500 is the top), a little for being seen on several days."""
+    votes = np.minimum(np.log1p(np.maximum(upvotes, 0)) / math.log1p(500), 1.0)
+    days = np.minimum(np.maximum(seen_counts - 1, 0) / 4, 1.0)
+    return (0.8 * votes + 0.2 * days).astype(np.float32)
+
+
+# --- ranking -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Interest:
+    topics: Sequence[str]
+    exclusions: Sequence[str] = ()
+    limit: int = 10
+    since: float = -math.inf  # papers first seen before this (timestamp) are out of its window
+
+
+@dataclass
+class Picks:
+    """Every interest's papers, best first, as flat arrays: interest i owns the next counts[i]."""
+
+    topics: list[str]  # distinct topic lines; `lines` index into it
+    counts: np.ndarray
+    papers: np.ndarray
+    lines: np.ndarray
+    scores: np.ndarray
+
+
+def _topic_slots(interests: Sequence[Interest]) -> tuple[list[str], np.ndarray]:
+    """(distinct topic lines, interests × max lines array of their indices, -1 padded)."""
+    ids: dict[str, int] = {}
+    per_interest = [[ids.setdefault(t, len(ids)) for t in i.topics] for i in interests]
+    width = max((len(lines) for lines in per_interest), default=0) or 1
+    slots = np.full((len(interests), width), -1, dtype=np.int64)
+    counts = np.fromiter((len(lines) for lines in per_interest), dtype=np.int64)
+    rows = np.repeat(np.arange(len(interests)), counts)
+    columns = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots[rows, columns] = [t for lines in per_interest for t in lines]
+    return list(ids), slots
+
+
+def _pairs_matrix(rows: Sequence[int], cols: Sequence[int], shape: tuple[int, int]):
+    values = np.ones(len(rows), dtype=np.float32)
+    return sparse.csr_matrix((values, (np.asarray(rows), np.asarray(cols))), shape=shape)
+
+
+def _zero_pairs(block: np.ndarray, pairs: sparse.csr_matrix) -> None:
+    """Set block[i, j] = 0 wherever pairs (a CSR slice of the same rows) has an entry."""
+    if pairs.nnz:
+        block[np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr)), pairs.indices] = 0
+
+
+def top_k(keys: np.ndarray, k: int, *, group: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of each row's k largest values, largest first.
+
+    Two small selections instead of one over the whole row: split the columns into blocks (block
+    b holds columns b, b + m, b + 2m...), keep the k blocks with the largest maxima (they hold
+    the k largest values), then select among those k × group candidates."""
+    n, width = keys.shape
+    k = min(k, width)
+    if (pad := -width % group) > 0:  # padding never outranks a real column
+        keys = np.pad(keys, ((0, 0), (0, pad)), constant_values=-np.inf)
+    blocks = keys.shape[1] // group
+    strided = keys.reshape(n, group, blocks)
+    kept = min(k, blocks)
+    maxima = strided.max(axis=1)
+    chosen = np.argpartition(-maxima, kept - 1, axis=1)[:, :kept]
+    columns = (np.arange(group)[None, :, None] * blocks + chosen[:, None, :]).reshape(n, -1)
+    candidates = np.take(keys, columns + np.arange(n)[:, None] * keys.shape[1])
+    k = min(k, candidates.shape[1])
+    selected = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(candidates, selected, axis=1)
+    columns = np.take_along_axis(columns, selected, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+@without_cycle_collection
+def rank(
+    index: PaperIndex,
+    interests: Sequence[Interest],
+    *,
+    upvotes: Sequence[int],
+    seen_counts: Sequence[int],
+    pinned: Sequence[bool],
+    first_seen: Sequence[float] | None = None,
+    already_sent: tuple[Sequence[int], Sequence[int]] = ((), ()),
+    threshold: float = RELEVANCE_THRESHOLD,
+) -> Picks:
+    """For each interest, its papers best first: pinned matches, then relevance lifted a little by
+    trending; nothing below the threshold, out of the window, excluded or already sent
+    (already_sent: parallel sequences of interest and paper positions)."""
+    n, n_papers = len(interests), len(index.titles)
+    topics, slots = _topic_slots(interests)
+    empty = np.zeros(0, dtype=np.int64)
+    picks = Picks(topics, np.zeros(n, dtype=np.int64), empty, empty, np.zeros(0))
+    if not n or not n_papers or not topics:
+        return picks
+    # Every distinct topic line is scored once against every paper; row -1 is an empty line.
+    relevance = sparse.vstack(
+        [
+            index.relevance(topics, threshold=threshold),
+            sparse.csr_matrix((1, n_papers), dtype=np.float32),
+        ],
+        format="csr",
+    )
+    lift = (1 + TREND_WEIGHT * trend(np.asarray(upvotes), np.asarray(seen_counts))).astype(
+        np.float32
+    )
+    pin = np.flatnonzero(np.asarray(pinned, dtype=bool))
+    times = np.asarray(first_seen if first_seen is not None else np.zeros(n_papers))
+    since = np.asarray([i.since for i in interests], dtype=np.float64)
+    limits = np.asarray([i.limit for i in interests], dtype=np.int64)
+    exclusions = {
+        e: k for k, e in enumerate(dict.fromkeys(e for i in interests for e in i.exclusions))
+    }
+    excluded = sparse.csr_matrix((n, n_papers), dtype=np.float32)
+    if exclusions:
+        owners = [(row, exclusions[e]) for row, i in enumerate(interests) for e in i.exclusions]
+        excluded = (
+            _pairs_matrix(*zip(*owners, strict=True), shape=(n, len(exclusions)))
+            @ index.mentions(list(exclusions))
+        ).tocsr()
+    sent = _pairs_matrix(*already_sent, shape=(n, n_papers))
+
+    counts, papers, lines, scores = [], [], [], []
+    width = slots.shape[1]
+    for a in range(0, n, SUBSCRIBER_CHUNK):
+        b = min(a + SUBSCRIBER_CHUNK, n)
+        # Best of each interest's topic lines, one slot (first lines, second lines...) at a time.
+        best = relevance[slots[a:b, 0]].toarray()
+        for j in range(1, width):
+            if (slots[a:b, j] < 0).all():
+                break
+            # Row -1 (no such line) is empty.
+            np.maximum(best, relevance[slots[a:b, j]].toarray(), out=best)
+        if since[a:b].max() > times.min():  # someone's window starts after the oldest paper
+            best *= times[None, :] >= since[a:b, None]
+        _zero_pairs(best, excluded[a:b])
+        _zero_pairs(best, sent[a:b])
+        keys = best * lift[None, :]
+        keys[:, pin] += PIN_BONUS * (best[:, pin] > 0)
+        k = int(min(limits[a:b].max(), n_papers))
+        if k <= 0:
+            counts.append(np.zeros(b - a, dtype=np.int64))
+            continue
+        top, top_keys = top_k(keys, k)
+        valid = (top_keys > 0) & (np.arange(top.shape[1])[None, :] < limits[a:b, None])
+        rows, _ = np.nonzero(valid)  # row-major: each interest's picks stay best first
+        picked = top[valid]
+        counts.append(valid.sum(axis=1))
+        if not picked.size:  # sparse fancy indexing with no pairs returns a matrix, not values
+            continue
+        papers.append(picked)
+        # The line that matched best, looked up for the picked papers only.
+        line_scores = [
+            np.asarray(relevance[slots[a + rows, j], picked]).ravel() for j in range(width)
+        ]
+        best_line = np.argmax(np.vstack(line_scores), axis=0)
+        lines.append(slots[a + rows, best_line])
+        scores.append(best[rows, picked] * lift[picked])
+    picks.counts = np.concatenate(counts)
+    if papers:
+        picks.papers = np.concatenate(papers)
+        picks.lines = np.concatenate(lines)
+        picks.scores = np.round(np.concatenate(scores).astype(np.float64), 4)
+    return picks
