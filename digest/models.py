@@ -74,6 +74,11 @@ class IngestRun(models.Model):
     )
     note = models.CharField(max_length=200, blank=True, help_text="E.g. feed not modified.")
     error = models.TextField(blank=True, help_text="Why the run failed.")
+    host = models.CharField(max_length=255, blank=True, help_text="Where the run's process ran.")
+    pid = models.PositiveIntegerField(null=True, blank=True, help_text="That process's id.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last sign of life of a running run."
+    )
 
     class Meta:
         ordering = ["-started_at"]

@@ -1,12 +1,17 @@
 """One ingest run per source: read it in batches, store each batch atomically, and record the
 counts and every rejected record on an IngestRun. A run that cannot finish is marked failed;
-the batches committed before the failure stay whole."""
+the batches committed before the failure stay whole. A run whose process was killed before
+it could say so is marked failed by the next ingest (or `send_digests`): `fail_stale_runs`."""
 
 import glob
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
 from itertools import islice
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -24,6 +29,9 @@ BATCH_SIZE = 2000
 REJECTIONS_KEPT = 1000
 LOCK_KEY = "digest:ingest-sources"
 LOCK_SECONDS = 60 * 60  # a crashed worker's lock expires; a healthy run takes seconds
+# A running run with no sign of life for this long is stale even when its process cannot be
+# checked (it ran on another host): every stored batch is a sign of life.
+STALE_AFTER = timedelta(seconds=LOCK_SECONDS)
 
 Progress = Callable[[IngestRun, int, int | None], None]  # run, bytes read, total bytes
 
@@ -36,7 +44,11 @@ def ingest(
     batch_size: int = BATCH_SIZE,
 ) -> IngestRun:
     """Ingest one path (`-`: standard input) or URL; the finished run says how it went."""
-    run = IngestRun.objects.create(source=source, format=format)
+    now = timezone.now()
+    fail_stale_runs(now)
+    run = IngestRun.objects.create(
+        source=source, format=format, host=socket.gethostname(), pid=os.getpid(), heartbeat_at=now
+    )
     try:
         with open_input(source, format=format) as opened:
             run.format, run.note = opened.format, opened.note
@@ -66,6 +78,49 @@ def ingest(
 def _finish(run: IngestRun) -> None:
     run.finished_at = timezone.now()
     run.save()
+
+
+def fail_stale_runs(now: datetime, *, stale_after: timedelta = STALE_AFTER) -> list[IngestRun]:
+    """Mark failed, with the reason, every run left "running" by a process that died without
+    finishing it (SIGKILL, out of memory, a lost machine): its process is gone from this host,
+    or it has shown no sign of life for `stale_after`. Returns the runs it marked."""
+    host = socket.gethostname()
+    marked = []
+    for run in IngestRun.objects.filter(status=IngestRun.Status.RUNNING).defer("rejected"):
+        last_sign_of_life = run.heartbeat_at or run.started_at
+        if run.host == host and run.pid and not _process_exists(run.pid):
+            reason = (
+                f"interrupted: its process ({run.pid} on {host}) ended without finishing the run"
+            )
+        elif last_sign_of_life < now - stale_after:
+            reason = (
+                f"interrupted: no sign of life since {last_sign_of_life:%Y-%m-%d %H:%M:%S %Z} "
+                "(its process was killed or lost)"
+            )
+        else:
+            continue
+        # Conditional: a run that finished meanwhile keeps its own outcome.
+        if IngestRun.objects.filter(pk=run.pk, status=IngestRun.Status.RUNNING).update(
+            status=IngestRun.Status.FAILED, error=reason, finished_at=now
+        ):
+            logger.warning("ingest run %s of %s: %s", run.pk, run.source, reason)
+            run.status, run.error, run.finished_at = IngestRun.Status.FAILED, reason, now
+            marked.append(run)
+    return marked
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:  # a killed process its parent has not reaped yet is a zombie: dead all the same
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
 
 
 def ingest_sources(
@@ -124,8 +179,12 @@ def _ingest_batch(
     run.created += counts.created
     run.updated += counts.updated
     run.unchanged += counts.unchanged
+    run.heartbeat_at = timezone.now()
     run.save(
-        update_fields=["records", "created", "updated", "unchanged", "rejected", "rejected_count"]
+        update_fields=[
+            *("records", "created", "updated", "unchanged", "rejected", "rejected_count"),
+            "heartbeat_at",
+        ]
     )
 
 

@@ -1,4 +1,7 @@
 import json
+import signal
+import threading
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -25,7 +28,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, sources: list[str], format: str, as_json: bool, **options) -> None:
         progress = self._show_progress if self.stderr.isatty() else None
-        runs = ingest_sources(sources, format=format, progress=progress)
+        with _terminate_as_exit():
+            runs = ingest_sources(sources, format=format, progress=progress)
         if as_json:
             self.stdout.write(_json_summary(runs))
         else:
@@ -43,6 +47,25 @@ class Command(BaseCommand):
             ending="\n" if fraction >= 1.0 else "",
         )
         self.stderr.flush()
+
+
+@contextmanager
+def _terminate_as_exit():
+    """SIGTERM (`kill`, `docker stop`) ends the command like Ctrl-C does, through SystemExit, so
+    the run in progress is marked failed ("interrupted") instead of left running. A SIGKILL
+    leaves no such chance: the next ingest marks that run failed (runs.fail_stale_runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def exit_on_terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _json_summary(runs: list[IngestRun]) -> str:

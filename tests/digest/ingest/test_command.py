@@ -5,8 +5,11 @@ import io
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,54 @@ def test_unknown_format_exits_non_zero(process_env):
     result = manage_ingest(process_env, "-", "--format", "csv")
     assert result.returncode != 0
     assert "invalid choice: 'csv'" in result.stderr.decode()
+
+
+def runs_in(env) -> list[tuple[str, str]]:
+    """(status, error) of every run in a process's database file, oldest first."""
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as database:
+        return database.execute("SELECT status, error FROM digest_ingestrun ORDER BY id").fetchall()
+
+
+def start_ingest_reading_a_slow_stdin(env) -> subprocess.Popen:
+    """A real `manage.py ingest -` blocked on standard input, once its run is recorded."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "ingest", "-"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdin.write(f"A Paper Still Arriving\n{ABSTRACT}\n".encode())
+    process.stdin.flush()
+    for _ in range(600):  # up to a minute on a busy machine: not a timing assertion
+        if runs_in(env) or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert runs_in(env) == [("running", "")], process.communicate()
+    return process
+
+
+def test_a_sigkilled_ingest_is_marked_failed_by_the_next_ingest(process_env):
+    process = start_ingest_reading_a_slow_stdin(process_env)
+    process.kill()
+    process.communicate()
+    assert runs_in(process_env) == [("running", "")]  # a SIGKILL leaves no chance to clean up
+
+    result = manage_ingest(process_env, "-", stdin=f"Next Paper\n{ABSTRACT}".encode())
+
+    assert result.returncode == 0, result.stderr
+    [(killed_status, killed_error), next_run] = runs_in(process_env)
+    assert killed_status == "failed"
+    assert killed_error.startswith(f"interrupted: its process ({process.pid} on ")
+    assert next_run == ("succeeded", "")
+
+
+def test_a_terminated_ingest_marks_its_own_run_interrupted(process_env):
+    process = start_ingest_reading_a_slow_stdin(process_env)
+    process.send_signal(signal.SIGTERM)
+    process.communicate()
+
+    assert process.returncode == 128 + signal.SIGTERM
+    assert runs_in(process_env) == [("failed", "interrupted")]

@@ -1,15 +1,21 @@
+import os
+import socket
+import subprocess
 import tempfile
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
 import pytest
 from django.db import IntegrityError
+from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.ingest import ingest, ingest_sources, store
 from digest.ingest.daily_text import parse_daily_text
 from digest.ingest.records import PaperRecord
+from digest.ingest.runs import STALE_AFTER, fail_stale_runs
 from digest.models import IngestRun, Paper
 
 pytestmark = pytest.mark.django_db
@@ -209,3 +215,80 @@ def test_an_interrupted_run_is_marked_failed_not_left_running(tmp_path, monkeypa
     run = IngestRun.objects.get()
     assert (run.status, run.error) == (IngestRun.Status.FAILED, "interrupted")
     assert run.finished_at is not None
+
+
+def ended_process_id() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def running_run(**fields) -> IngestRun:
+    run = IngestRun.objects.create(source="dump.txt", format="daily-text", **fields)
+    if "started_at" in fields:  # auto_now_add ignores a given value on create
+        IngestRun.objects.filter(pk=run.pk).update(started_at=fields["started_at"])
+    return run
+
+
+def test_a_run_whose_process_is_gone_is_marked_failed_with_the_reason():
+    run = running_run(host=socket.gethostname(), pid=ended_process_id())
+
+    [marked] = fail_stale_runs(timezone.now())
+
+    run.refresh_from_db()
+    assert marked.pk == run.pk and run.status == IngestRun.Status.FAILED
+    assert run.error.startswith(f"interrupted: its process ({run.pid} on ")
+    assert run.finished_at is not None
+
+
+def test_a_run_of_a_live_process_is_left_running():
+    run = running_run(host=socket.gethostname(), pid=os.getpid(), heartbeat_at=timezone.now())
+
+    assert fail_stale_runs(timezone.now()) == []
+    run.refresh_from_db()
+    assert run.status == IngestRun.Status.RUNNING
+
+
+def test_a_run_elsewhere_is_stale_only_after_a_long_silence():
+    now = timezone.now()
+    recent = running_run(host="another-host", pid=1, heartbeat_at=now - STALE_AFTER / 2)
+    silent = running_run(host="another-host", pid=2, heartbeat_at=now - STALE_AFTER - timedelta(1))
+    legacy = running_run(started_at=now - STALE_AFTER * 2)  # no host, pid or heartbeat
+
+    assert {run.pk for run in fail_stale_runs(now)} == {silent.pk, legacy.pk}
+    silent.refresh_from_db()
+    assert silent.error.startswith("interrupted: no sign of life since ")
+    recent.refresh_from_db()
+    assert recent.status == IngestRun.Status.RUNNING
+
+
+def test_finished_runs_are_never_touched():
+    old = timezone.now() - STALE_AFTER * 3
+    for status in (IngestRun.Status.SUCCEEDED, IngestRun.Status.FAILED):
+        running_run(
+            status=status, host=socket.gethostname(), pid=ended_process_id(), started_at=old
+        )
+
+    assert fail_stale_runs(timezone.now()) == []
+    assert not IngestRun.objects.filter(error__startswith="interrupted").exists()
+
+
+def test_the_next_ingest_marks_a_killed_run_failed(tmp_path):
+    killed = running_run(host=socket.gethostname(), pid=ended_process_id())
+
+    run = ingest(write(tmp_path, dump("A Paper")))
+
+    killed.refresh_from_db()
+    assert (run.status, killed.status) == (IngestRun.Status.SUCCEEDED, IngestRun.Status.FAILED)
+    assert killed.error.startswith("interrupted")
+
+
+def test_each_stored_batch_is_a_sign_of_life(tmp_path):
+    beats = []
+    ingest(
+        write(tmp_path, dump(*(f"Paper {n}" for n in range(25)))),
+        batch_size=10,
+        progress=lambda run, at, size: beats.append(run.heartbeat_at),
+    )
+    assert len(beats) == 3 and beats == sorted(beats)
+    assert list(IngestRun.objects.values_list("heartbeat_at", flat=True)) == [beats[-1]]
