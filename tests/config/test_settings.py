@@ -83,7 +83,7 @@ def deploy_check(tmp_path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_deploy_check_is_clean_in_production_mode(tmp_path):
-    result = deploy_check(tmp_path)
+    result = deploy_check(tmp_path, ANYMAIL_WEBHOOK_SECRET="user:pass")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -100,4 +100,26 @@ def test_deploy_check_refuses_an_esp_without_a_webhook_secret(tmp_path):
 
     assert refused.returncode != 0
     assert "subscriptions.E001" in refused.stderr + refused.stdout
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+
+
+def test_deploy_check_says_webhooks_are_refused_without_a_secret(tmp_path):
+    result = deploy_check(tmp_path)  # the default outbox backend
+
+    assert result.returncode != 0
+    assert "subscriptions.W001" in result.stderr + result.stdout
+    assert "answer 403" in result.stderr + result.stdout
+
+
+def test_deploy_check_refuses_mailgun_without_a_webhook_signing_key(tmp_path):
+    mailgun = {
+        "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+        "ANYMAIL_WEBHOOK_SECRET": "user:pass",
+    }
+
+    refused = deploy_check(tmp_path, **mailgun)
+    accepted = deploy_check(tmp_path, **mailgun, ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY="key")
+
+    assert refused.returncode != 0
+    assert "subscriptions.E002" in refused.stderr + refused.stdout
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
