@@ -1,13 +1,50 @@
 """Every email is a subject / text / HTML triple of templates under templates/emails/."""
 
+from datetime import UTC, datetime
+from email.utils import format_datetime, make_msgid
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
+MAX_SUBJECT_CHARS = 100
+ELLIPSIS = "…"
+
+
+def site_domain() -> str:
+    """The public site's host name: the domain of Message-IDs and List-Id."""
+    return urlsplit(settings.SITE_URL).hostname or "localhost"
+
+
+def fit_subject(subject: str, limit: int = MAX_SUBJECT_CHARS) -> str:
+    """The subject on one line, at most `limit` characters counting the ellipsis of a cut one
+    (cut at a word when one ends in the last fifth)."""
+    subject = " ".join(subject.split())
+    if len(subject) <= limit:
+        return subject
+    kept = subject[: limit - len(ELLIPSIS)]
+    at_word = kept.rstrip().rsplit(" ", 1)[0] if " " in kept.strip() else kept
+    if len(at_word) >= (limit * 4) // 5:
+        kept = at_word
+    return kept.rstrip(" ,;:-") + ELLIPSIS
+
+
+def standard_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """`headers` plus a Date with a real offset (`+0000`, where Python's default writes the
+    "unknown zone" `-0000`) and a Message-ID on the site's domain, unless they are given."""
+    given = {name.lower() for name in headers or {}}
+    extra = {}
+    if "date" not in given:
+        extra["Date"] = format_datetime(datetime.now(UTC))
+    if "message-id" not in given:
+        extra["Message-ID"] = make_msgid(domain=site_domain())
+    return {**(headers or {}), **extra}
+
 
 def render_email(name: str, context: dict) -> tuple[str, str, str]:
     """Render emails/<name>-subject.txt, -body.txt and -body.html."""
-    subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
+    subject = fit_subject(render_to_string(f"emails/{name}-subject.txt", context))
     text = render_to_string(f"emails/{name}-body.txt", context)
     html = render_to_string(f"emails/{name}-body.html", context)
     return subject, text, html
@@ -22,7 +59,7 @@ def build_email(
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
-        headers=headers or {},
+        headers=standard_headers(headers),
     )
     message.attach_alternative(html, "text/html")
     return message

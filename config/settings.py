@@ -3,6 +3,7 @@ nothing running (SQLite under var/, Celery eager, emails written to var/outbox/)
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -127,7 +128,10 @@ else:
 # Email: one .eml file per message under var/outbox/ unless an ESP backend is configured.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "config.outbox.OutboxEmailBackend")
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "outbox"))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Paperboy <digest@localhost>")
+# Unset: an address at the public site's host (not @localhost once SITE_URL is set).
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or (
+    f"Paperboy <digest@{urlsplit(SITE_URL).hostname or 'localhost'}>"
+)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Every ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"] (ESP keys, WEBHOOK_SECRET, API URLs).
 ANYMAIL = {

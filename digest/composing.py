@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -21,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from config.emails import fit_subject, site_domain, standard_headers
 from digest.archive import archive_url
 from digest.matching import Match, select_papers
 from digest.models import Paper
@@ -177,7 +177,7 @@ def highlight(escaped_text: str, terms: Sequence[str]) -> SafeString:
 
 
 def list_id_domain() -> str:
-    return urlsplit(settings.SITE_URL).hostname or "localhost"
+    return site_domain()
 
 
 def digest_headers(subscriber: Subscriber) -> dict[str, str]:
@@ -228,7 +228,7 @@ def digest_context(
 
 
 def render_digest(context: dict) -> tuple[str, str, str]:
-    subject = " ".join(get_template("emails/digest-subject.txt").render(context).split())
+    subject = fit_subject(get_template("emails/digest-subject.txt").render(context))
     text = get_template("emails/digest-body.txt").render(context)
     html = get_template("emails/digest-body.html").render(context)
     return subject, text, html
@@ -263,7 +263,7 @@ def compose_digest(
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[subscriber.email],
-        headers=headers,
+        headers=standard_headers(headers),
     )
     message.attach_alternative(html, "text/html")
     return message

@@ -236,3 +236,22 @@ def test_preview_shows_what_the_reader_would_get_and_records_nothing():
 def test_preview_is_none_when_nothing_is_relevant():
     make_paper("Protein Folding", "We fold proteins.")
     assert composing.preview_digest(make_subscriber(topics="volcanology")) is None
+
+
+def test_subject_with_a_long_title_stays_within_100_characters_with_the_ellipsis():
+    title = "Towards " + "Very Long Titles About Sparse Mixture of Experts and Their Scaling " * 3
+    email = parsed(compose_digest(make_subscriber(), [match(make_paper(title))], period=PERIOD))
+
+    subject = str(email["Subject"]).strip()
+    assert len(subject) <= 100
+    assert subject.startswith("1 new paper for you: Towards Very Long Titles")
+    assert subject.endswith("…")
+
+
+def test_digest_date_header_has_a_real_offset_and_ids_use_the_site_domain(settings):
+    settings.SITE_URL = "https://papers.example.com"
+    paper = make_paper("Experts All the Way Down")
+    email = parsed(compose_digest(make_subscriber(), [match(paper)], period=PERIOD))
+
+    assert email["Date"].endswith("+0000")
+    assert email["Message-ID"].endswith("@papers.example.com>")
