@@ -4,6 +4,10 @@ from django.urls import include, path
 from config.health import healthz
 from subscriptions.webhooks import guarded_urlpatterns
 
+admin.site.site_header = "Paperboy desk"
+admin.site.site_title = "Paperboy desk"
+admin.site.index_title = "Dashboard"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

@@ -61,6 +61,11 @@ class PaperForm(forms.ModelForm):
     class Meta:
         model = Paper
         fields = [*curation.INGESTED_FIELDS, "hidden", "pinned"]
+        # Wraps instead of cutting a long title off at the input's edge.
+        widgets = {"title": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"})}
+
+    def clean_title(self) -> str:
+        return " ".join(self.cleaned_data["title"].split())  # a title stays on one line
 
 
 class SourceFilter(admin.SimpleListFilter):

@@ -1,5 +1,6 @@
 """The editor's desk, through the admin's real URLs, as a logged-in staff superuser."""
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -771,3 +772,25 @@ def test_dashboard_runs_a_few_queries_whatever_the_data(
         response = admin_client.get(reverse("admin:index"))
 
     assert "<strong>300</strong>Active" in response.content.decode()
+
+
+def test_admin_is_titled_paperboy_desk(admin_client):
+    page = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert "<title>Dashboard | Paperboy desk</title>" in page
+    assert '<a href="/admin/">Paperboy desk</a>' in page
+    assert "Django administration" not in page
+
+
+def test_paper_title_is_edited_in_a_box_that_shows_all_of_it(admin_client):
+    paper = make_paper(("A Very Long Title " * 10 + "That Ends Here").strip())
+    url = reverse("admin:digest_paper_change", args=[paper.pk])
+
+    page = admin_client.get(url).content.decode()
+
+    [(attributes, shown)] = re.findall(
+        r'<textarea ([^>]*name="title"[^>]*)>(.*?)</textarea>', page, re.S
+    )
+    assert shown.strip() == paper.title
+    assert 'class="vLargeTextField"' in attributes  # the admin's full-width box
+    assert not re.search(r'<input [^>]*name="title"', page)

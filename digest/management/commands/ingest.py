@@ -87,7 +87,23 @@ def _json_summary(runs: list[IngestRun]) -> str:
     failed = [{"source": run.source, "why": run.error} for run in runs if run.error]
     if failed:
         summary["failed"] = failed
+    summary["sources"] = [_source_summary(run) for run in runs]  # the table's rows
     return json.dumps(summary, ensure_ascii=False)
+
+
+def _source_summary(run: IngestRun) -> dict:
+    return {
+        "source": run.source,
+        "format": run.format,
+        "status": run.status,
+        "records": run.records,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "rejected": run.rejected_count,
+        "note": run.note,
+        "error": run.error,
+    }
 
 
 def _table(runs: list[IngestRun]) -> str:

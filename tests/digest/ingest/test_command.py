@@ -64,6 +64,20 @@ def test_json_output_is_one_object_with_counts_and_rejections(tmp_path):
         "rejected": [
             {"where": "line 3", "why": "title with no abstract at the end (truncated dump?)"}
         ],
+        "sources": [
+            {
+                "source": str(path),
+                "format": "daily-text",
+                "status": "succeeded",
+                "records": 1,
+                "created": 1,
+                "updated": 0,
+                "unchanged": 0,
+                "rejected": 1,
+                "note": "",
+                "error": "",
+            }
+        ],
     }
 
 
@@ -79,6 +93,25 @@ def test_json_for_several_sources_says_which_source_rejected(tmp_path):
             "why": "title with no abstract at the end (truncated dump?)",
         }
     ]
+
+
+def test_json_keeps_the_tables_per_source_breakdown_with_each_failure(tmp_path):
+    (tmp_path / "a.txt").write_text(f"Paper A\n{ABSTRACT}\nLost A\n")
+    (tmp_path / "empty.txt").write_text("")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command(
+            "ingest", str(tmp_path / "a.txt"), str(tmp_path / "empty.txt"), "--json", stdout=out
+        )
+    sources = json.loads(out.getvalue())["sources"]
+    assert [
+        (s["source"], s["format"], s["status"], s["records"], s["created"], s["rejected"])
+        for s in sources
+    ] == [
+        (str(tmp_path / "a.txt"), "daily-text", "succeeded", 1, 1, 1),
+        (str(tmp_path / "empty.txt"), "auto", "failed", 0, 0, 0),
+    ]
+    assert [s["error"] for s in sources] == ["", "the input is empty"]
 
 
 def test_rejected_records_are_listed_under_the_table(tmp_path):
