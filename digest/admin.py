@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
+from config.csp import allow_inline_styles_of
 from digest import composing, curation, tasks
 from digest.dashboard import ingest_runs_for_lists
 from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
@@ -524,12 +525,15 @@ class SubscriberWithPreviewAdmin(SubscriberAdmin):
         if not self.has_view_permission(request, subscriber):
             raise PermissionDenied
         message = composing.preview_digest(subscriber)
+        email = rendered_email(message) if message else None
+        if email:  # the srcdoc frame lives under this page's policy
+            allow_inline_styles_of(request, email.html)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": subscriber,
             "title": f"The digest {subscriber.email} would get now",
-            "email": rendered_email(message) if message else None,
+            "email": email,
         }
         return TemplateResponse(request, "admin/digest/subscriber_preview.html", context)
 

@@ -1,6 +1,6 @@
-"""The home page's HTML. It is the same for every visitor except the CSRF token, so it is rendered
-once per process every few seconds with a placeholder for the token; the papers in it come from
-the shared cache, so the database sees one query a minute however busy the page is."""
+"""The home page's HTML. It is the same for every visitor except the CSRF token and the CSP nonce,
+so it is rendered once per process every few seconds with placeholders for both; the papers in it
+come from the shared cache, so the database sees one query a minute however busy the page is."""
 
 import threading
 import time
@@ -16,6 +16,7 @@ TRENDING_CACHE_KEY = "home:trending-html"
 TRENDING_CACHE_SECONDS = 60
 PAGE_SECONDS = 5
 CSRF_PLACEHOLDER = "csrf-token-placeholder-7f3a9c"
+CSP_NONCE_PLACEHOLDER = "csp-nonce-placeholder-2b8e41"
 
 _page = threading.local()
 
@@ -28,7 +29,7 @@ def trending_html() -> str:
     return html
 
 
-def home_page_html(csrf_token: str) -> str:
+def home_page_html(csrf_token: str, csp_nonce: str) -> str:
     now = time.monotonic()
     if getattr(_page, "expires", 0.0) <= now:
         _page.html = render_to_string(
@@ -37,10 +38,13 @@ def home_page_html(csrf_token: str) -> str:
                 "trending": mark_safe(trending_html()),
                 "sign_up_fields": blank_sign_up_fields(),
                 "csrf_token": CSRF_PLACEHOLDER,
+                "csp_nonce": CSP_NONCE_PLACEHOLDER,
             },
         )
         _page.expires = now + PAGE_SECONDS
-    return _page.html.replace(CSRF_PLACEHOLDER, csrf_token, 1)
+    return _page.html.replace(CSRF_PLACEHOLDER, csrf_token, 1).replace(
+        CSP_NONCE_PLACEHOLDER, csp_nonce
+    )
 
 
 def forget_home_page() -> None:
