@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+import Stemmer
+
 _STOPWORDS_TEXT = """a an and are as at be by can do does for from has have how in into is it its
 of on or our s t that the their this to toward towards via vs we what when which why with without"""
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
@@ -17,34 +19,21 @@ PARENTHESIS = re.compile(r"\(([^()]{1,80})\)")
 # --- words ---------------------------------------------------------------------------------------
 
 
+# Porter's stemmer, as Lucene's EnglishAnalyzer uses it. On the judged sample queries it ranks as
+# well as the hand-written stripper it replaced (nDCG@10 0.904 both) and better on the held-out
+# half (0.898 against 0.895); Snowball's newer "english" stemmer ranked lower (0.898 overall).
+_PORTER = Stemmer.Stemmer("porter")
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """A small suffix stripper: plurals and the commonest word forms meet at one stem."""
+    """Plurals and the commonest word forms meet at one stem ("models", "modeling": "model")."""
     w = word.lower()
     if w in KEEP_WHOLE:  # "embed" is no -ed form of "emb"
         return w.removesuffix("s")
-    if len(w) <= 3 or w.isdigit():
+    if len(w) <= 3:  # "NAS", "GAS" and "has" are no plurals
         return w
-    if w.endswith("sses"):
-        w = w[:-2]
-    elif w.endswith("ies") and len(w) > 4:
-        w = w[:-3] + "y"
-    elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        w = w[:-1]
-    for suffix, replacement in (("ational", "ate"), ("ization", "ize"), ("ation", "ate")):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)] + replacement
-            break
-    else:
-        for suffix in ("ing", "ed", "ive"):
-            if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-                w = w[: -len(suffix)]
-                if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiouls":
-                    w = w[:-1]  # embedd(ing) -> embed
-                break
-    if len(w) > 4 and w.endswith("e"):
-        w = w[:-1]
-    return w
+    return _PORTER.stemWord(w)
 
 
 # A content word: (stem, start, end, segment). Words of different segments (split by
