@@ -39,7 +39,7 @@ def _positions(index: PaperIndex, paper: int) -> tuple[dict[str, list[int]], ...
 
 
 def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...], bool]:
-    """(the paper's own words that matched the topic, whether the title matched)."""
+    """(the paper's own words that matched the topic, whether the title holds the whole topic)."""
     stems = topic_stems(topic)
     own = set(stems)
     long_forms = []
@@ -50,7 +50,7 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
             own.add(acronym)
     wanted = own.union(*long_forms)
     surfaces: dict[tuple[str, ...], str | None] = {}  # first surface of each run of stems
-    in_title = False
+    in_title: set[str] = set()  # stems of the title's matching runs
     texts = (index.titles[paper], index.abstracts[paper])
     fields = zip(index.tokens[paper], _positions(index, paper), strict=True)
     for number, (tokens, where) in enumerate(fields):
@@ -72,7 +72,8 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
                 contains_phrase(run_stems, f) for f in long_forms
             ):
                 surfaces[run_stems] = texts[number][tokens[run[0]][START] : tokens[run[-1]][END]]
-                in_title = in_title or number == 0
+                if number == 0:
+                    in_title.update(run_stems)
     # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
     # Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing.
     terms: list[str] = []
@@ -81,7 +82,14 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
         if (surface := surfaces[run_stems]) and not any(kept_ >= set(run_stems) for kept_ in kept):
             kept.append(frozenset(run_stems))
             terms.append(surface)
-    return tuple(terms[:MAX_MATCHED_TERMS]), in_title
+    # "In the title" only when the title alone says every word of the topic (an acronym standing
+    # for its long form): "Foundation Model" is not "diffusion models".
+    for acronym, long_form in index.acronyms[paper].items():
+        if acronym in in_title:
+            in_title.update(long_form)
+        elif in_title.issuperset(long_form):
+            in_title.add(acronym)
+    return tuple(terms[:MAX_MATCHED_TERMS]), in_title.issuperset(stems)
 
 
 @without_cycle_collection

@@ -436,6 +436,25 @@ def test_why_names_the_topic_and_the_papers_own_words():
     assert "Mixture-of-Experts, MoE" in match.why
 
 
+def test_why_says_in_the_title_only_when_the_title_holds_the_whole_topic():
+    background()
+    make_paper(
+        "ACE-Step: A Step Towards Music Generation Foundation Model",
+        "Diffusion models enable faster synthesis; we build diffusion-based generation.",
+    )
+    make_paper("Diffusion models for video", "We generate video.")
+    make_paper("LLM-based code repair", "Large language models (LLMs) repair code.")
+
+    by_title = {m.paper_id: m for m in search_papers("diffusion models")}
+    music, video = (
+        by_title[Paper.objects.get(title__startswith=start).id] for start in ("ACE", "Diffusion")
+    )
+    assert music.why.startswith('Matches your topic "diffusion models": ')
+    assert video.why.startswith('Matches your topic "diffusion models" in the title: ')
+    (repair,) = search_papers("large language models code")
+    assert repair.why.startswith('Matches your topic "large language models code" in the title')
+
+
 def test_ranking_asks_the_database_a_fixed_number_of_questions(
     django_assert_num_queries,
 ):
