@@ -149,6 +149,8 @@ EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
 # Sign-up abuse limits (per client IP and per address, per hour, counted in the shared cache).
 SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "20"))
 SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "5"))
+# Digest previews on the home page (one per pause in typing), per client IP and per minute.
+PREVIEW_LIMIT_PER_IP = int(os.environ.get("PREVIEW_LIMIT_PER_IP", "60"))
 # Proxies in front of the app that append to X-Forwarded-For (0: use the socket's address).
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 # Soft bounces (on distinct messages, since the last delivery) before an address is suppressed.
@@ -181,7 +183,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the pages' scripts, favicon and wordmark
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.db import connections
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _install_default_schedule(sender, using: str = "default", **kwargs) -> None:
@@ -18,3 +18,9 @@ class DigestConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_install_default_schedule, sender=self)
+        from digest.models import Paper
+        from digest.preview import forget_papers
+
+        # An editor's change to a paper's text reaches the home page's preview at once.
+        post_save.connect(forget_papers, sender=Paper, dispatch_uid="preview-paper-saved")
+        post_delete.connect(forget_papers, sender=Paper, dispatch_uid="preview-paper-deleted")

@@ -4,13 +4,15 @@ come from the shared cache, so the database sees one query a minute however busy
 
 import threading
 import time
+from collections.abc import Mapping
 
 from django.core.cache import cache
 from django.template.loader import render_to_string
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
+from digest.preview import preview_html
 from digest.trending import trending_papers
-from subscriptions.forms import blank_sign_up_fields
+from subscriptions.forms import blank_sign_up_fields, sign_up_fields_with
 
 TRENDING_CACHE_KEY = "home:trending-html"
 TRENDING_CACHE_SECONDS = 60
@@ -37,6 +39,7 @@ def home_page_html(csrf_token: str, csp_nonce: str) -> str:
             {
                 "trending": mark_safe(trending_html()),
                 "sign_up_fields": blank_sign_up_fields(),
+                "preview": preview_html(""),
                 "csrf_token": CSRF_PLACEHOLDER,
                 "csp_nonce": CSP_NONCE_PLACEHOLDER,
             },
@@ -45,6 +48,27 @@ def home_page_html(csrf_token: str, csp_nonce: str) -> str:
     return _page.html.replace(CSRF_PLACEHOLDER, csrf_token, 1).replace(
         CSP_NONCE_PLACEHOLDER, csp_nonce
     )
+
+
+def home_page_with_preview_html(
+    csrf_token: str, csp_nonce: str, data: Mapping[str, str], *, preview: SafeString | None = None
+) -> str:
+    """The home page holding what the reader typed, and the digest those topics would bring
+    (or `preview`, when given instead)."""
+    return render_to_string(
+        "pages/home.html",
+        {
+            "trending": mark_safe(trending_html()),
+            "sign_up_fields": sign_up_fields_with(data),
+            "preview": preview if preview is not None else preview_html(data.get("topics", "")),
+            "csrf_token": csrf_token,
+            "csp_nonce": csp_nonce,
+        },
+    )
+
+
+def preview_throttled_html() -> SafeString:
+    return mark_safe(render_to_string("pages/_preview_throttled.html"))
 
 
 def forget_home_page() -> None:

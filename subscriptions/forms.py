@@ -3,6 +3,7 @@ topics stores them the same way."""
 
 import functools
 import zoneinfo
+from collections.abc import Mapping
 
 from django import forms
 from django.forms.utils import flatatt
@@ -132,7 +133,7 @@ class PreferenceFields(forms.Form):
         choices=Subscriber.Weekday.choices,
         coerce=int,
         initial=Subscriber.Weekday.MONDAY,
-        label="Weekly on",
+        label="Weekly on (weekly only)",  # a script hides the field while Daily is chosen
     )
     send_hour = FixedTypedChoiceField(
         choices=HOUR_CHOICES, coerce=int, initial=7, label="Send at (local time)"
@@ -201,3 +202,12 @@ class PreferencesForm(PreferenceFields):
 def blank_sign_up_fields() -> SafeString:
     """The home page's form is the same for everyone (bar the CSRF token): render it once."""
     return mark_safe(render_to_string("pages/_sign_up_fields.html", {"form": SignUpForm()}))
+
+
+def sign_up_fields_with(data: Mapping[str, str]) -> SafeString:
+    """The form's fields holding what the reader typed, with no error shown (nothing was sent
+    yet: the page of the "Preview" button)."""
+    typed = {name: data[name] for name in SignUpForm.base_fields if name in data}
+    typed.pop("website", None)
+    form = SignUpForm(initial=typed)
+    return mark_safe(render_to_string("pages/_sign_up_fields.html", {"form": form}))
