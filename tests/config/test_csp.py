@@ -194,21 +194,39 @@ print(json.dumps({
 """
 
 
-def headers_in_production(tmp_path, **env: str) -> dict:
+def production_env(tmp_path, **env: str) -> dict[str, str]:
     clean = {name: value for name, value in os.environ.items() if name in {"PATH", "HOME"}}
+    return {
+        **clean,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "x7!kq2-a-real-production-secret-9d8f7g6h5j4k3l2m1n0b9v8c7x6z5",
+        "ALLOWED_HOSTS": "testserver",
+        "SECURE_SSL_REDIRECT": "0",
+        "PAPERBOY_VAR_DIR": str(tmp_path),
+        **env,
+    }
+
+
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory) -> str:
+    """Pages link hashed static files with DEBUG=0: collect them, as the Dockerfile does."""
+    root = tmp_path_factory.mktemp("static")
+    env = production_env(root, STATIC_ROOT=str(root))
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+    )
+    return str(root)
+
+
+def headers_in_production(tmp_path, static_root: str, **env: str) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", PROBE_HSTS],
         cwd=PROJECT_DIR,
-        env={
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DEBUG": "0",
-            "SECRET_KEY": "x7!kq2-a-real-production-secret-9d8f7g6h5j4k3l2m1n0b9v8c7x6z5",
-            "ALLOWED_HOSTS": "testserver",
-            "SECURE_SSL_REDIRECT": "0",
-            "PAPERBOY_VAR_DIR": str(tmp_path),
-            **env,
-        },
+        env=production_env(tmp_path, STATIC_ROOT=static_root, **env),
         capture_output=True,
         text=True,
         check=True,
@@ -216,14 +234,14 @@ def headers_in_production(tmp_path, **env: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_a_client_sent_forwarded_proto_does_not_turn_on_hsts(tmp_path):
-    seen = headers_in_production(tmp_path)
+def test_a_client_sent_forwarded_proto_does_not_turn_on_hsts(tmp_path, static_root):
+    seen = headers_in_production(tmp_path, static_root)
 
     assert seen["hsts"] is None
     assert "script-src 'self' 'nonce-" in seen["csp"]
 
 
-def test_behind_a_trusted_proxy_its_forwarded_proto_turns_on_hsts(tmp_path):
-    seen = headers_in_production(tmp_path, TRUSTED_PROXY_COUNT="1")
+def test_behind_a_trusted_proxy_its_forwarded_proto_turns_on_hsts(tmp_path, static_root):
+    seen = headers_in_production(tmp_path, static_root, TRUSTED_PROXY_COUNT="1")
 
     assert seen["hsts"] == "max-age=31536000; includeSubDomains; preload"
