@@ -16,7 +16,7 @@ from django.utils import timezone
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
 from subscriptions import consent
 from subscriptions.forms import clean_topic_lines, time_zone_names
-from subscriptions.importing import COLUMNS
+from subscriptions.importing import COLUMNS, OPTIONAL_COLUMNS, neutralize_cell
 from subscriptions.models import Subscriber, SuppressionEvent
 
 SUPPRESSED = [
@@ -27,18 +27,23 @@ SUPPRESSED = [
 
 
 def write_subscribers_csv(subscribers: Iterable[Subscriber], out: IO[str]) -> None:
+    """What `import_subscribers` reads (topics joined with ";"), every cell safe to open in a
+    spreadsheet: one that would start a formula (a topic "=HYPERLINK(…)", "-survey") gets a
+    leading `'`, which the import drops again."""
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)  # what `import_subscribers` reads; topics joined with ";"
+    writer.writerow([*COLUMNS, *OPTIONAL_COLUMNS])
     for subscriber in subscribers:
-        writer.writerow(
-            [
-                subscriber.email,
-                ";".join(subscriber.topic_lines),
-                subscriber.frequency,
-                subscriber.send_hour,
-                subscriber.time_zone,
-            ]
-        )
+        row = [
+            subscriber.email,
+            ";".join(subscriber.topic_lines),
+            subscriber.frequency,
+            subscriber.send_hour,
+            subscriber.time_zone,
+            subscriber.get_weekday_display().lower(),
+            subscriber.papers_per_digest,
+            subscriber.status,
+        ]
+        writer.writerow([neutralize_cell(cell) for cell in row])
 
 
 class SendHourFilter(admin.SimpleListFilter):
@@ -54,6 +59,21 @@ class SendHourFilter(admin.SimpleListFilter):
         if self.value() is None:
             return queryset
         return queryset.filter(send_hour=int(self.value()))
+
+
+class AddressProblemFilter(admin.SimpleListFilter):
+    """Addresses the canonical-address migration left for an editor (collisions, invalid)."""
+
+    title = "address problem"
+    parameter_name = "address_problem"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs an editor")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(address_problem="")
+        return queryset
 
 
 class SuppressionEventInline(admin.TabularInline):
@@ -104,13 +124,13 @@ CONSENT_FIELDS = [
 class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberForm
     list_display = ["email", "status", "frequency", "send_hour", "time_zone", "created_at"]
-    list_filter = ["status", "frequency", SendHourFilter]
+    list_filter = ["status", "frequency", SendHourFilter, AddressProblemFilter]
     search_fields = ["email__ascii_icontains"]
     ordering = ["-pk"]
     show_full_result_count = False
     inlines = [SuppressionEventInline]
     fieldsets = [
-        (None, {"fields": ["email", "status"]}),
+        (None, {"fields": ["email", "display_email", "address_problem", "status"]}),
         (
             "What they get",
             {"fields": consent.PREFERENCE_FIELDS},
@@ -119,8 +139,16 @@ class SubscriberAdmin(admin.ModelAdmin):
     ]
     # Status changes only through the actions below, so the consent rules always apply; the
     # address is the one the person consented with.
-    readonly_fields = ["email", "status", *CONSENT_FIELDS]
+    readonly_fields = ["email", "display_email", "address_problem", "status", *CONSENT_FIELDS]
     actions = ["resend_confirmation", "suppress", "reactivate", "export_csv"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """An address typed in any spelling (Unicode domain, fullwidth letters) also finds the
+        canonical one stored."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            results |= queryset.with_email(search_term)
+        return results, may_have_duplicates
 
     def has_add_permission(self, request) -> bool:
         # People sign up (double opt-in) or are imported with `import_subscribers`.

@@ -11,7 +11,8 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from subscriptions.models import Subscriber, normalize_email
+from subscriptions.addresses import canonical_email
+from subscriptions.models import Subscriber
 
 MAX_TOPIC_LENGTH = 100
 HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
@@ -148,13 +149,22 @@ class PreferenceFields(forms.Form):
         return clean_topic_lines(self.cleaned_data["topics"])
 
 
+class CanonicalEmailField(forms.EmailField):
+    """An address in its canonical spelling (subscriptions.addresses); the reason it has none
+    is the field's error."""
+
+    def to_python(self, value) -> str:
+        value = super().to_python(value)
+        return canonical_email(value) if value else value
+
+
 class SignUpForm(PreferenceFields):
     # Shown above the button and stored with each sign-up as the consent record.
     consent_text = (
         "Email me a digest of trending research papers matching my topics, at the frequency and "
         "time I chose. I can change my preferences or unsubscribe from a link in every email."
     )
-    email = forms.EmailField(
+    email = CanonicalEmailField(
         max_length=254,
         widget=forms.EmailInput(
             attrs={"autocomplete": "email", "placeholder": "you@example.org", "required": True}
@@ -168,9 +178,6 @@ class SignUpForm(PreferenceFields):
         widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
     )
     field_order = ["email", "topics", "frequency", "weekday", "send_hour", "time_zone"]
-
-    def clean_email(self) -> str:
-        return normalize_email(self.cleaned_data["email"])
 
     @property
     def is_bot(self) -> bool:

@@ -1,8 +1,11 @@
-"""Importing readers from another tool (CSV: email,topics,frequency,send_hour,timezone).
+"""Importing readers from another tool (CSV: email,topics,frequency,send_hour,timezone, and
+optionally weekday,papers_per_digest,status: the admin's export has them all).
 
-Imported readers gave their consent to that tool, so they come in confirmed and active. Bad rows
-are reported with their line and reason and never stop the good ones; an address already here is
+Imported readers gave their consent to that tool, so they come in confirmed and active (or
+paused, when the file says so). Bad rows are reported with their line and reason and never stop
+the good ones; an address already here (in any spelling of it: subscriptions.addresses) is
 updated, not duplicated, and someone who unsubscribed or bounced is never re-subscribed by a file.
+A cell the export neutralized against spreadsheet formulas (a leading `'`) is read back as it was.
 """
 
 import csv
@@ -11,14 +14,20 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber
 
-COLUMNS = ("email", "topics", "frequency", "send_hour", "timezone")
+COLUMNS = ("email", "topics", "frequency", "send_hour", "timezone")  # required
+OPTIONAL_COLUMNS = ("weekday", "papers_per_digest", "status")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+WEEKDAYS = {label.lower(): value for value, label in Subscriber.Weekday.choices}
+MAX_PAPERS_PER_DIGEST = 50
+IMPORTED_STATUSES = (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
 CONSENT_TEXT = "Imported from another tool with the reader's consent (import_subscribers)."
 NEVER_REACTIVATED = (
     Subscriber.Status.UNSUBSCRIBED,
@@ -38,13 +47,26 @@ class BadRow(ValueError):
     pass
 
 
-def parse_row(row: dict[str, str | None]) -> dict:
+def neutralize_cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading formula character gets a `'` before it."""
+    text = str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def restore_cell(text: str | None) -> str:
+    """Undo `neutralize_cell`: drop a `'` that stands before a formula character."""
+    text = text or ""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def parse_row(raw_row: dict[str, str | None]) -> dict:
     """The subscriber fields of one CSV row; BadRow says what is wrong."""
-    email = (row.get("email") or "").strip()
+    row = {name: restore_cell(value) for name, value in raw_row.items() if name is not None}
+    typed = (row.get("email") or "").strip()
     try:
-        validate_email(email)
+        email = canonical_email(typed)
     except ValidationError as error:
-        raise BadRow(f"invalid email address {email!r}") from error
+        raise BadRow(f"invalid email address {typed!r}: {' '.join(error.messages)}") from error
     topics = [topic.strip() for topic in (row.get("topics") or "").split(";") if topic.strip()]
     if not topics:
         raise BadRow("no topics")
@@ -61,13 +83,32 @@ def parse_row(row: dict[str, str | None]) -> dict:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise BadRow(f"unknown time zone {zone!r}") from error
-    return {
+    status = (row.get("status") or "active").strip().lower()
+    if status not in IMPORTED_STATUSES:
+        raise BadRow(f"status {status!r}: only active or paused readers are imported")
+    fields = {
         "email": email,
         "topics": "\n".join(topics),
         "frequency": frequency,
         "send_hour": int(send_hour_text),
         "time_zone": zone,
+        "status": status,
     }
+    # Optional columns change a reader only when the file has them.
+    if weekday_text := (row.get("weekday") or "").strip().lower():
+        weekday = int(weekday_text) if weekday_text in set("0123456") else None
+        weekday = WEEKDAYS.get(weekday_text, weekday)
+        if weekday is None:
+            raise BadRow(f"weekday {weekday_text!r} is not a day name or a number from 0 (Monday)")
+        fields["weekday"] = weekday
+    if papers_text := (row.get("papers_per_digest") or "").strip():
+        if not papers_text.isdecimal() or not 1 <= int(papers_text) <= MAX_PAPERS_PER_DIGEST:
+            raise BadRow(
+                f"papers_per_digest {papers_text!r} is not a number from 1 to "
+                f"{MAX_PAPERS_PER_DIGEST}"
+            )
+        fields["papers_per_digest"] = int(papers_text)
+    return fields
 
 
 def import_subscribers_csv(lines: Iterable[str]) -> ImportResult:
@@ -91,7 +132,14 @@ def import_subscribers_csv(lines: Iterable[str]) -> ImportResult:
 
 def _save(rows: dict[str, dict], result: ImportResult) -> None:
     now = timezone.now()
-    preference_fields = ["topics", "frequency", "send_hour", "time_zone"]
+    preference_fields = [
+        "topics",
+        "frequency",
+        "weekday",
+        "send_hour",
+        "time_zone",
+        "papers_per_digest",
+    ]
     with transaction.atomic():
         existing = {
             subscriber.email_lower: subscriber
@@ -105,8 +153,12 @@ def _save(rows: dict[str, dict], result: ImportResult) -> None:
             if subscriber is None:
                 new.append(
                     Subscriber(
-                        **{name: fields[name] for name in ["email", *preference_fields]},
-                        status=Subscriber.Status.ACTIVE,
+                        **{
+                            name: fields[name]
+                            for name in ["email", *preference_fields]
+                            if name in fields
+                        },
+                        status=fields["status"],
                         consent_at=now,
                         consent_text=CONSENT_TEXT,
                         confirmed_at=now,
@@ -119,7 +171,8 @@ def _save(rows: dict[str, dict], result: ImportResult) -> None:
                 )
                 continue
             for name in preference_fields:
-                setattr(subscriber, name, fields[name])
+                if name in fields:
+                    setattr(subscriber, name, fields[name])
             if subscriber.status == Subscriber.Status.PENDING:
                 subscriber.status = Subscriber.Status.ACTIVE
                 subscriber.confirmed_at = now

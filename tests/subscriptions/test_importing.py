@@ -83,3 +83,67 @@ def test_the_sample_readers_import_cleanly(capsys):
 
     assert capsys.readouterr().err == ""
     assert Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).count() == 6
+
+
+def test_optional_columns_set_weekday_papers_and_paused_status(tmp_path, capsys):
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        "email,topics,frequency,send_hour,timezone,weekday,papers_per_digest,status\n"
+        "ada@example.com,llms,weekly,8,UTC,friday,5,paused\n"
+        "grace@example.com,llms,weekly,8,UTC,6,,active\n"
+    )
+
+    call_command("import_subscribers", str(path))
+
+    ada, grace = Subscriber.objects.order_by("email")
+    assert (ada.weekday, ada.papers_per_digest, ada.status) == (4, 5, "paused")
+    assert (grace.weekday, grace.papers_per_digest, grace.status) == (6, 10, "active")
+
+
+def test_rows_that_are_not_active_or_paused_are_reported_not_imported(tmp_path, capsys):
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        "email,topics,frequency,send_hour,timezone,weekday,papers_per_digest,status\n"
+        "gone@example.com,llms,daily,7,UTC,monday,10,unsubscribed\n"
+        "bad@example.com,llms,daily,7,UTC,someday,10,active\n"
+        "many@example.com,llms,daily,7,UTC,monday,500,active\n"
+    )
+
+    call_command("import_subscribers", str(path))
+
+    err = capsys.readouterr().err
+    assert not Subscriber.objects.exists()
+    assert "readers.csv:2: status 'unsubscribed'" in err
+    assert "readers.csv:3: weekday 'someday'" in err
+    assert "readers.csv:4: papers_per_digest '500'" in err
+
+
+def test_a_file_without_optional_columns_keeps_a_readers_weekday_and_papers(tmp_path, capsys):
+    Subscriber.objects.create(
+        email="ada@example.com", status="active", weekday=3, papers_per_digest=20, topics="x"
+    )
+
+    import_csv(tmp_path, "ada@example.com,llms,weekly,9,UTC\n", capsys)
+
+    ada = Subscriber.objects.get()
+    assert (ada.topics, ada.weekday, ada.papers_per_digest) == ("llms", 3, 20)
+
+
+def test_variant_spellings_of_an_address_import_as_one_canonical_reader(tmp_path, capsys):
+    Subscriber.objects.create(email="reader@xn--bcherei-n2a.de", status="active", topics="x")
+
+    _, err = import_csv(
+        tmp_path,
+        "reader@Bücherei.de,llms,daily,7,UTC\n"
+        "victim@ｅxample.com,llms,daily,7,UTC\n"
+        "victim@EXAMPLE.COM,llms,daily,7,UTC\n"
+        "victim@e\u00adxample.com,llms,daily,7,UTC\n",
+        capsys,
+    )
+
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "reader@xn--bcherei-n2a.de",
+        "victim@example.com",
+    ]
+    assert Subscriber.objects.get(email="reader@xn--bcherei-n2a.de").topics == "llms"
+    assert "readers.csv:5: invalid email address" in err and "soft hyphen" in err

@@ -396,3 +396,26 @@ def test_mailgun_event_with_a_forged_signature_is_refused(esp, make_subscriber):
     assert response.status_code == 400
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.ACTIVE
+
+
+def test_a_complaint_for_the_punycode_address_suppresses_the_idn_reader(esp, client, outbox):
+    client.post("/subscribe/", {"email": "reader@bücherei.de", "topics": "llms",
+                                "frequency": "daily", "weekday": "0", "send_hour": "7",
+                                "time_zone": "UTC"})  # fmt: skip
+    reader = Subscriber.objects.get()
+
+    response = post(esp, POSTMARK_URL, postmark_bounce("reader@xn--bcherei-n2a.de",
+                                                       type_="SpamComplaint"))  # fmt: skip
+
+    assert response.status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.COMPLAINED
+
+
+def test_a_bounce_reported_with_a_unicode_domain_finds_the_reader(esp, make_subscriber):
+    reader = make_subscriber("reader@xn--bcherei-n2a.de")
+
+    post(esp, MAILGUN_URL, mailgun_event("reader@Bücherei.de", "failed", severity="permanent"))
+
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.BOUNCED
