@@ -21,17 +21,20 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
 from config.csp import allow_inline_styles_of
 from digest import composing, curation, tasks
 from digest.dashboard import ingest_runs_for_lists
-from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
+from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper, PaperMerge
 from subscriptions.admin import SubscriberAdmin
 from subscriptions.models import Subscriber
 
 # The editor's lists are wide (papers, deliveries): give them the whole window.
 admin.site.enable_nav_sidebar = False
+# The merge page shows the papers side by side: a few columns, not a page of them.
+MAX_PAPERS_PER_MERGE = 10
 
 
 class LinesField(forms.CharField):
@@ -162,7 +165,7 @@ class PaperAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Curation", {"fields": ["title_key", "edited_fields"]}),
+        ("Curation", {"fields": ["title_key", "edited_fields", "merge_history"]}),
     ]
     readonly_fields = [
         "arxiv_id",
@@ -174,6 +177,7 @@ class PaperAdmin(admin.ModelAdmin):
         "digest_count",
         "title_key",
         "edited_fields",
+        "merge_history",
     ]
 
     def get_queryset(self, request):
@@ -223,21 +227,66 @@ class PaperAdmin(admin.ModelAdmin):
 
     @admin.action(description="Merge duplicates (keep the richest)", permissions=["change"])
     def merge_duplicates(self, request, queryset):
+        """Asks first, on a page showing the papers side by side; merges on its confirm button."""
         ids = list(queryset.values_list("pk", flat=True))
         if len(ids) < 2:
             self.message_user(request, "Select at least two papers to merge.", messages.WARNING)
-            return
-        merge = curation.merge_papers(ids)
+            return None
+        if len(ids) > MAX_PAPERS_PER_MERGE:
+            self.message_user(
+                request,
+                f"Select at most {MAX_PAPERS_PER_MERGE} papers to merge at once.",
+                messages.WARNING,
+            )
+            return None
+        keep = request.POST.get("keep", "")
+        keep_id = int(keep) if keep.isdigit() and int(keep) in ids else None
+        if request.POST.get("post") != "yes" or keep_id is None:
+            preview = curation.preview_merge(ids, keep=keep_id)
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Merge these papers?",
+                "preview": preview,
+                "threshold": curation.LOOKS_DIFFERENT_BELOW,
+                "action_name": "merge_duplicates",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/digest/paper/merge_confirmation.html", context)
+        merge = curation.merge_papers(ids, keep=keep_id, merged_by=request.user)
         merged = "; ".join(f"#{paper.pk} {paper.title!r}" for paper in merge.removed)
         self.log_change(request, merge.kept, f"Merged duplicates into this paper: {merged}")
         self.message_user(
             request,
             format_html(
-                'Merged {} duplicate(s) into <a href="{}">{}</a>; {} digest item(s) moved.',
+                'Merged {} duplicate(s) into <a href="{}">{}</a>; {} digest item(s) moved. '
+                '<a href="{}">Undo this merge</a>.',
                 len(merge.removed),
                 reverse("admin:digest_paper_change", args=[merge.kept.pk]),
                 merge.kept.title,
                 merge.moved_deliveries,
+                reverse("admin:digest_papermerge_change", args=[merge.record.pk]),
+            ),
+        )
+        return None
+
+    @admin.display(description="merged into this paper")
+    def merge_history(self, paper: Paper) -> str:
+        merges = list(paper.merges.order_by("-merged_at"))
+        if not merges:
+            return "Nothing."
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{} merge #{}</a>: {}{}',
+            (
+                (
+                    reverse("admin:digest_papermerge_change", args=[merge.pk]),
+                    merge.merged_at.strftime("%Y-%m-%d %H:%M"),
+                    merge.pk,
+                    "; ".join(merge.merged_titles),
+                    " (undone)" if merge.undone_at else "",
+                )
+                for merge in merges
             ),
         )
 
@@ -253,6 +302,93 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(PaperMerge)
+class PaperMergeAdmin(ReadOnlyAdmin):
+    """Every merge an editor made, and the button that undoes one."""
+
+    list_display = ["merged_at", "kept_link", "merged_away", "similarity_shown", "undone_at"]
+    list_filter = ["merged_at", ("undone_at", admin.EmptyFieldListFilter)]
+    fields = [
+        "merged_at",
+        "merged_by",
+        "kept_link",
+        "merged_away",
+        "similarity_shown",
+        "undone_at",
+        "undone_by",
+    ]
+    readonly_fields = fields
+    actions = ["undo_merges"]
+    change_form_template = "admin/digest/papermerge/change_form.html"
+
+    def has_undo_permission(self, request) -> bool:
+        return request.user.has_perm("digest.change_paper")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_undo": self.has_undo_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="kept paper")
+    def kept_link(self, merge: PaperMerge) -> str:
+        if not Paper.objects.filter(pk=merge.kept_id).exists():
+            return f"#{merge.kept_id} (merged away since)"
+        url = reverse("admin:digest_paper_change", args=[merge.kept_id])
+        return format_html('<a href="{}">#{}</a>', url, merge.kept_id)
+
+    @admin.display(description="merged away")
+    def merged_away(self, merge: PaperMerge) -> str:
+        return "; ".join(merge.merged_titles)
+
+    @admin.display(description="title similarity", ordering="similarity")
+    def similarity_shown(self, merge: PaperMerge) -> str:
+        return f"{merge.similarity:.0%}"
+
+    def get_urls(self):
+        undo = self.admin_site.admin_view(self.undo_view)
+        return [
+            path("<int:merge_id>/undo/", undo, name="digest_papermerge_undo"),
+            *super().get_urls(),
+        ]
+
+    def undo_view(self, request, merge_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_undo_permission(request):
+            raise PermissionDenied
+        self._undo(request, merge_id)
+        return HttpResponseRedirect(reverse("admin:digest_papermerge_change", args=[merge_id]))
+
+    @admin.action(description="Undo the selected merges (restore the papers)", permissions=["undo"])
+    def undo_merges(self, request, queryset):
+        for merge_id in queryset.order_by("-merged_at").values_list("pk", flat=True):
+            self._undo(request, merge_id)
+
+    def _undo(self, request, merge_id: int) -> None:
+        try:
+            result = curation.unmerge(merge_id, undone_by=request.user)
+        except curation.CannotUnmerge as error:
+            self.message_user(request, f"Not undone: {error}.", messages.ERROR)
+            return
+        restored = "; ".join(f"#{paper.pk} {paper.title!r}" for paper in result.restored)
+        self.log_change(request, result.kept, f"Undid merge #{merge_id}: restored {restored}")
+        self.message_user(
+            request,
+            format_html(
+                "Merge #{} undone: {} restored, with {} digest item(s).",
+                merge_id,
+                format_html_join(
+                    ", ",
+                    '<a href="{}">{}</a>',
+                    (
+                        (reverse("admin:digest_paper_change", args=[paper.pk]), paper.title)
+                        for paper in result.restored
+                    ),
+                ),
+                result.restored_deliveries,
+            ),
+        )
 
 
 @admin.register(IngestRun)

@@ -1,13 +1,21 @@
 """What an editor does: edit papers (ingest respects it), merge duplicates, retry failed sends."""
 
+import difflib
+import json
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime, time
 
 from django.conf import settings
+from django.core import serializers
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils import timezone
 
 from digest import sending, tasks
-from digest.models import DeliveredPaper, DigestRun, Paper, PaperAlias
+from digest.models import DeliveredPaper, Delivery, DigestRun, Paper, PaperAlias, PaperMerge
 
 # The fields ingest writes and an editor may correct; a corrected field is left alone by ingest.
 INGESTED_FIELDS = (
@@ -45,11 +53,85 @@ def richness(paper: Paper) -> tuple:
     return (filled, len(paper.abstract), len(paper.authors), -paper.pk)
 
 
+# Below this title similarity (or with two different arXiv ids) the merge page warns that the
+# papers look different: "SpecDec++: …" and "SpecTr: …" score about 50%.
+LOOKS_DIFFERENT_BELOW = 0.8
+NOT_A_WORD = re.compile(r"[\W_]+")
+
+
+def comparable_title(title: str) -> str:
+    """The title as compared for similarity: NFKC, case-folded, its words only, one space apart
+    ("Mixture-of-Experts!" reads as "mixture of experts")."""
+    return " ".join(NOT_A_WORD.split(unicodedata.normalize("NFKC", title).casefold())).strip()
+
+
+def title_similarity(first: str, second: str) -> float:
+    """How alike two titles read, from 0 to 1 (difflib's ratio; the same in either order)."""
+    first, second = sorted([comparable_title(first), comparable_title(second)])
+    if first == second:
+        return 1.0
+    return difflib.SequenceMatcher(None, first, second, autojunk=False).ratio()
+
+
+@dataclass(frozen=True)
+class MergeCandidate:
+    paper: Paper
+    similarity: float  # of its title to the kept paper's
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    """What a merge would do, for the editor to confirm: the papers side by side."""
+
+    kept: Paper
+    candidates: list[MergeCandidate]  # the kept paper first
+    lowest_similarity: float  # over every pair of titles
+    arxiv_ids: list[str]  # the distinct arXiv ids among them
+
+    @property
+    def looks_different(self) -> bool:
+        return self.lowest_similarity < LOOKS_DIFFERENT_BELOW or len(self.arxiv_ids) > 1
+
+
+def preview_merge(paper_ids: Iterable[int], *, keep: int | None = None) -> MergePreview:
+    """The papers a merge would fold together, the one it would keep (the richest unless `keep`
+    names another), and how alike they look. Changes nothing."""
+    papers = list(Paper.objects.filter(pk__in=list(paper_ids)).order_by("pk"))
+    if len(papers) < 2:
+        raise ValueError("merging needs at least two papers")
+    kept = _kept(papers, keep)
+    others = [paper for paper in papers if paper.pk != kept.pk]
+    similarities = [
+        title_similarity(first.title, second.title)
+        for n, first in enumerate(papers)
+        for second in papers[n + 1 :]
+    ]
+    return MergePreview(
+        kept=kept,
+        candidates=[
+            MergeCandidate(paper, title_similarity(kept.title, paper.title))
+            for paper in [kept, *others]
+        ],
+        lowest_similarity=min(similarities),
+        arxiv_ids=sorted({paper.arxiv_id for paper in papers if paper.arxiv_id}),
+    )
+
+
+def _kept(papers: list[Paper], keep: int | None) -> Paper:
+    if keep is None:
+        return max(papers, key=richness)
+    [kept] = [paper for paper in papers if paper.pk == keep] or [None]
+    if kept is None:
+        raise ValueError(f"paper #{keep} to keep is not among the papers merged")
+    return kept
+
+
 @dataclass(frozen=True)
 class Merge:
     kept: Paper
     removed: list[Paper]  # unsaved copies of the deleted rows, for the editor's log
     moved_deliveries: int
+    record: PaperMerge  # what undoes it
 
 
 def _union(*lists: list) -> list:
@@ -60,25 +142,57 @@ def _union(*lists: list) -> list:
     return list(seen)
 
 
+class _ExactEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder rounds times to milliseconds; a restored paper keeps them whole."""
+
+    def default(self, o):
+        if isinstance(o, datetime | date | time):
+            return o.isoformat()
+        return super().default(o)
+
+
+def _snapshot(rows: Iterable) -> list[dict]:
+    """Rows as JSON-ready dicts (model, pk, fields) that `_restore` saves back as they were."""
+    return json.loads(json.dumps(serializers.serialize("python", rows), cls=_ExactEncoder))
+
+
+def _restore(snapshot: list[dict]) -> None:
+    for row in serializers.deserialize("python", snapshot):
+        row.save()
+
+
 @transaction.atomic
-def merge_papers(paper_ids: Iterable[int]) -> Merge:
-    """Fold duplicates into the richest of them and delete the others.
+def merge_papers(paper_ids: Iterable[int], *, keep: int | None = None, merged_by=None) -> Merge:
+    """Fold duplicates into the richest of them (or the one `keep` names) and delete the others.
 
     The kept paper takes over the others' deliveries (so nobody is sent the paper again), their
     sightings (sources, first and last seen, the inputs they were seen in), the highest upvotes,
     the editor's flags and edits, and any field it lacks, and their identities: their title keys
     and arXiv ids (and those of duplicates merged into them before) become aliases of the kept
     paper, so ingest files a later record of theirs under it instead of creating them again.
-    All or nothing.
+    A PaperMerge records all of it, so `unmerge` can undo it. All or nothing.
     """
     papers = list(Paper.objects.select_for_update().filter(pk__in=list(paper_ids)).order_by("pk"))
     if len(papers) < 2:
         raise ValueError("merging needs at least two papers")
-    kept = max(papers, key=richness)
+    kept = _kept(papers, keep)
     removed = [paper for paper in papers if paper.pk != kept.pk]
     removed_ids = [paper.pk for paper in removed]
+    [kept_before] = _snapshot([kept])
+    removed_snapshots = {
+        paper.pk: {
+            "paper": _snapshot([paper])[0],
+            "delivered": _snapshot(DeliveredPaper.objects.filter(paper=paper).order_by("pk")),
+            "alias_ids": list(paper.aliases.order_by("pk").values_list("pk", flat=True)),
+            "moved_delivered_ids": [],
+        }
+        for paper in removed
+    }
 
     moved = _move_deliveries(kept, removed_ids)
+    for snapshot in removed_snapshots.values():
+        delivered_ids = {row["pk"] for row in snapshot["delivered"]}
+        snapshot["moved_delivered_ids"] = sorted(delivered_ids & set(moved))
 
     for paper in sorted(removed, key=richness, reverse=True):
         for name in ("abstract", "url", "pdf_url"):
@@ -104,7 +218,7 @@ def merge_papers(paper_ids: Iterable[int]) -> Merge:
     kept.pinned = any(paper.pinned for paper in papers)
 
     PaperAlias.objects.filter(paper_id__in=removed_ids).update(paper=kept)
-    PaperAlias.objects.bulk_create(
+    created_aliases = PaperAlias.objects.bulk_create(
         PaperAlias(
             title_key=paper.title_key,
             arxiv_id=paper.arxiv_id if paper.arxiv_id != kept.arxiv_id else None,
@@ -115,11 +229,33 @@ def merge_papers(paper_ids: Iterable[int]) -> Merge:
     # Delete first: the kept paper may take over an arXiv id, which is unique.
     Paper.objects.filter(pk__in=removed_ids).delete()
     kept.save()
-    return Merge(kept=kept, removed=removed, moved_deliveries=moved)
+    created_alias_ids = list(
+        PaperAlias.objects.filter(
+            title_key__in=[alias.title_key for alias in created_aliases]
+        ).values_list("pk", flat=True)
+    )  # bulk_create leaves the primary keys unset on some databases
+    record = PaperMerge.objects.create(
+        kept=kept,
+        merged_by=merged_by,
+        merged_titles=[paper.title for paper in removed],
+        similarity=min(
+            title_similarity(first.title, second.title)
+            for n, first in enumerate(papers)
+            for second in papers[n + 1 :]
+        ),
+        snapshot={
+            "kept_before": kept_before,
+            "kept_after": _snapshot([kept])[0],
+            "removed": list(removed_snapshots.values()),
+            "created_alias_ids": sorted(created_alias_ids),
+        },
+    )
+    return Merge(kept=kept, removed=removed, moved_deliveries=len(moved), record=record)
 
 
-def _move_deliveries(kept: Paper, removed_ids: list[int]) -> int:
-    """Point the duplicates' DeliveredPaper rows at the kept paper, one row per delivery."""
+def _move_deliveries(kept: Paper, removed_ids: list[int]) -> list[int]:
+    """Point the duplicates' DeliveredPaper rows at the kept paper, one row per delivery; the
+    ids of the rows moved."""
     rows = DeliveredPaper.objects.filter(paper_id__in=[kept.pk, *removed_ids]).values_list(
         "pk", "delivery_id", "paper_id", "position"
     )
@@ -132,7 +268,118 @@ def _move_deliveries(kept: Paper, removed_ids: list[int]) -> int:
             continue  # the kept paper is already in that digest; the duplicates' rows go
         to_move.append(min(items)[2])  # the duplicate listed highest stands for the kept paper
     DeliveredPaper.objects.filter(pk__in=to_move).update(paper=kept)
-    return len(to_move)
+    return to_move
+
+
+class CannotUnmerge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Unmerge:
+    kept: Paper
+    restored: list[Paper]
+    restored_deliveries: int
+
+
+@transaction.atomic
+def unmerge(merge_id: int, *, undone_by=None) -> Unmerge:
+    """Undo a merge: the merged-away papers come back as they were (same ids), with their digest
+    rows and their aliases; the aliases the merge created go, so ingest files their records under
+    them again; the kept paper gets back the fields the merge changed, unless something changed
+    them since (a later ingest or edit wins). CannotUnmerge says why when it cannot."""
+    record = PaperMerge.objects.select_for_update().filter(pk=merge_id).first()
+    if record is None:
+        raise CannotUnmerge(f"merge #{merge_id} does not exist")
+    if record.undone_at is not None:
+        raise CannotUnmerge(f"merge #{merge_id} was already undone")
+    kept = Paper.objects.select_for_update().filter(pk=record.kept_id).first()
+    if kept is None:
+        raise CannotUnmerge(
+            f"paper #{record.kept_id}, which merge #{merge_id} kept, was merged into another "
+            "paper since: undo that merge first"
+        )
+    snapshot = record.snapshot
+    removed = snapshot["removed"]
+    taken = _identities_taken(removed, kept)
+    if taken:
+        raise CannotUnmerge(f"merge #{merge_id} cannot be undone: {taken}")
+
+    _restore_kept_fields(kept, snapshot["kept_before"], snapshot["kept_after"])
+    kept.save()  # first: it may give back an arXiv id a restored paper holds
+    PaperAlias.objects.filter(pk__in=snapshot["created_alias_ids"]).delete()
+    _restore([entry["paper"] for entry in removed])
+    restored_deliveries = 0
+    live_deliveries = set(
+        Delivery.objects.filter(
+            pk__in=[row["fields"]["delivery"] for entry in removed for row in entry["delivered"]]
+        ).values_list("pk", flat=True)
+    )
+    for entry in removed:
+        paper_id = entry["paper"]["pk"]
+        PaperAlias.objects.filter(pk__in=entry["alias_ids"], paper=kept).update(paper_id=paper_id)
+        restored_deliveries += DeliveredPaper.objects.filter(
+            pk__in=entry["moved_delivered_ids"], paper=kept
+        ).update(paper_id=paper_id)
+        existing = set(
+            DeliveredPaper.objects.filter(
+                pk__in=[row["pk"] for row in entry["delivered"]]
+            ).values_list("pk", flat=True)
+        )
+        missing = [
+            row
+            for row in entry["delivered"]
+            if row["pk"] not in existing and row["fields"]["delivery"] in live_deliveries
+        ]
+        _restore(missing)
+        restored_deliveries += len(missing)
+    record.undone_at = timezone.now()
+    record.undone_by = undone_by
+    record.save(update_fields=["undone_at", "undone_by"])
+    restored = list(Paper.objects.filter(pk__in=[entry["paper"]["pk"] for entry in removed]))
+    return Unmerge(kept=kept, restored=restored, restored_deliveries=restored_deliveries)
+
+
+def _identities_taken(removed: list[dict], kept: Paper) -> str:
+    """Why the merged-away papers cannot come back with their ids, title keys and arXiv ids
+    ('' when they can)."""
+    problems = []
+    for entry in removed:
+        pk, fields = entry["paper"]["pk"], entry["paper"]["fields"]
+        if Paper.objects.filter(pk=pk).exists():
+            problems.append(f"paper #{pk} exists again")
+        if Paper.objects.filter(title_key=fields["title_key"]).exclude(pk=pk).exists():
+            problems.append(f"another paper has the title key {fields['title_key']!r}")
+        arxiv_id = fields["arxiv_id"]
+        holder = Paper.objects.filter(arxiv_id=arxiv_id).first() if arxiv_id else None
+        if holder is not None and holder.pk != kept.pk:
+            problems.append(f"paper #{holder.pk} has the arXiv id {arxiv_id}")
+    return "; ".join(problems)
+
+
+def _restore_kept_fields(kept: Paper, before: dict, after: dict) -> None:
+    """Three-way: a field the merge changed goes back to its value before the merge, unless it
+    changed again since; lists lose what the merge added and keep what came later."""
+    [current] = _snapshot([kept])
+    before, after, current = before["fields"], after["fields"], current["fields"]
+    restored = {}
+    for name, merged in after.items():
+        old, now = before[name], current[name]
+        if merged == old:
+            continue
+        if isinstance(merged, list) and isinstance(now, list) and isinstance(old, list):
+            restored[name] = [item for item in old if item in now] + [
+                item for item in now if item not in merged and item not in old
+            ]
+        elif name == "seen_count":
+            restored[name] = max(old + now - merged, 1)
+        elif now == merged:
+            restored[name] = old
+    if "arxiv_id" in restored and "arxiv_version" not in restored:
+        restored["arxiv_version"] = before["arxiv_version"]
+    for name, value in restored.items():
+        field = Paper._meta.get_field(name)
+        setattr(kept, field.attname, field.to_python(value))
 
 
 def retry_deliveries(delivery_ids: list[int]) -> int:

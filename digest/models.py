@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from subscriptions.models import Subscriber
@@ -51,6 +52,33 @@ class PaperAlias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title_key} → #{self.paper_id}"
+
+
+class PaperMerge(models.Model):
+    """An editor's merge of duplicates into `kept`, with what it takes to undo it: the merged-away
+    papers as they were, their digest rows, the aliases moved and created, the kept paper's fields
+    before and after. `kept` keeps its id even if that paper is merged away later (and restored)."""
+
+    kept = models.ForeignKey(
+        Paper, on_delete=models.DO_NOTHING, db_constraint=False, related_name="merges"
+    )
+    merged_at = models.DateTimeField(auto_now_add=True)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_titles = models.JSONField(default=list, help_text="Titles of the papers merged away.")
+    similarity = models.FloatField(help_text="The lowest title similarity the editor was shown.")
+    snapshot = models.JSONField(help_text="What the undo restores.")
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-merged_at"]
+
+    def __str__(self) -> str:
+        return f"Merge #{self.pk} into paper #{self.kept_id}"
 
 
 class IngestRun(models.Model):

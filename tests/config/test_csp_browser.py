@@ -5,7 +5,9 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from digest.archive import archive_url
+from digest.models import Paper
 from tests.config.conftest import NOW
+from tests.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 RECORD_VIOLATIONS = """
@@ -34,6 +36,12 @@ def test_home_page_and_admin_report_no_csp_violation(
     browser, live_server, settings, transactional_db, django_user_model, reader
 ):
     settings.SITE_URL = live_server.url
+    Paper.objects.create(
+        title="Diffusion Models Beat GANs",
+        title_key="diffusion models beat gans",
+        first_seen=NOW,
+        last_seen=NOW,
+    )
     django_user_model.objects.create_superuser("editor", "editor@example.org", "a-long-passphrase")
     context = browser.new_context(timezone_id="Asia/Tokyo")
     context.add_init_script(RECORD_VIOLATIONS)
@@ -62,3 +70,15 @@ def test_home_page_and_admin_report_no_csp_violation(
     ]:
         assert violations_on(page, live_server.url + path, console) == [], path
     assert page.locator(".field-crontab_translation").is_hidden()  # its inline script ran
+
+    page.goto(live_server.url + "/admin/digest/paper/")
+    page.locator("input.action-select").first.check()
+    page.locator("input.action-select").nth(1).check()
+    page.select_option("select[name=action]", "merge_duplicates")
+    page.click("button[name=index]")
+    assert page.locator("h1").inner_text() == "Merge these papers?"
+    assert page.locator(".merge-warning").is_visible()
+    assert page.evaluate("window.cspViolations") == []
+    assert [text for text in console if "Content Security Policy" in text] == []
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "admin-merge-confirmation.png"), full_page=True)

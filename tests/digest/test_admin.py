@@ -58,6 +58,18 @@ def run_action(client, model: str, action: str, objects) -> object:
     )
 
 
+def merge_through_admin(client, papers) -> object:
+    """Choose "Merge duplicates", then press the confirmation page's button (keeping the paper
+    it proposes, the richest)."""
+    selected = [paper.pk for paper in papers]
+    form = {"action": "merge_duplicates", "_selected_action": selected}
+    page = client.post(reverse("admin:digest_paper_changelist"), form)
+    keep = page.context["preview"].kept.pk
+    return client.post(
+        reverse("admin:digest_paper_changelist"), {**form, "keep": keep, "post": "yes"}, follow=True
+    )
+
+
 def choice_link(response, filter_title: str, choice: str) -> str:
     """The query string of a filter's choice, as the sidebar links it."""
     [spec] = [spec for spec in response.context["cl"].filter_specs if spec.title == filter_title]
@@ -233,7 +245,7 @@ def test_merge_duplicates_keeps_the_richer_record_and_moves_its_history(admin_cl
     reader = make_subscriber("reader@example.com")
     delivery = make_delivery(reader, [thin, other])
 
-    response = run_action(admin_client, "paper", "merge_duplicates", [thin, rich])
+    response = merge_through_admin(admin_client, [thin, rich])
 
     assert "Merged 1 duplicate(s)" in response.content.decode()
     assert not Paper.objects.filter(pk=thin.pk).exists()
@@ -254,7 +266,7 @@ def test_merge_keeps_one_row_when_a_digest_listed_both_duplicates(admin_client):
     second = make_paper("Twin (v2)")
     delivery = make_delivery(make_subscriber("a@example.com"), [second, first])
 
-    run_action(admin_client, "paper", "merge_duplicates", [first, second])
+    merge_through_admin(admin_client, [first, second])
 
     assert list(delivery.items.values_list("paper_id", flat=True)) == [first.pk]
     assert Paper.objects.count() == 1
@@ -272,7 +284,7 @@ def test_a_merged_duplicate_does_not_come_back_on_the_next_ingest(admin_client, 
         sources=["feed"],
     )
     papers = Paper.objects.count()
-    run_action(admin_client, "paper", "merge_duplicates", [from_dump, from_feed])
+    merge_through_admin(admin_client, [from_dump, from_feed])
     next_day = tmp_path / "next-day.txt"  # the same papers in another dump
     next_day.write_text(SAMPLE_DUMP.read_text() + "\n")
 
@@ -303,7 +315,7 @@ def test_a_paper_merged_away_with_its_arxiv_id_does_not_come_back_from_a_feed(
         categories=["cs.LG"],
         sources=["feed"],
     )
-    run_action(admin_client, "paper", "merge_duplicates", [posted_twice, kept])
+    merge_through_admin(admin_client, [posted_twice, kept])
     assert not Paper.objects.filter(pk=posted_twice.pk).exists()
     # The next day's feed lists the removed id under a title no paper or alias has.
     next_day = tmp_path / "next-day.xml"
@@ -329,9 +341,9 @@ def test_merging_a_paper_that_absorbed_duplicates_before_keeps_their_aliases_on_
     first = make_paper("first copy")
     second = make_paper("second copy", abstract="Short.")
     final = make_paper("final copy", abstract="The longest abstract of the three.")
-    run_action(admin_client, "paper", "merge_duplicates", [first, second])
+    merge_through_admin(admin_client, [first, second])
 
-    run_action(admin_client, "paper", "merge_duplicates", [second, final])
+    merge_through_admin(admin_client, [second, final])
 
     aliases = dict(PaperAlias.objects.values_list("title_key", "paper_id"))
     assert aliases == {"first copy": final.pk, "second copy": final.pk}
