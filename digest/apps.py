@@ -24,3 +24,7 @@ class DigestConfig(AppConfig):
         # An editor's change to a paper's text reaches the home page's preview at once.
         post_save.connect(forget_papers, sender=Paper, dispatch_uid="preview-paper-saved")
         post_delete.connect(forget_papers, sender=Paper, dispatch_uid="preview-paper-deleted")
+        from digest.views import ratings_section
+        from subscriptions.preference_sections import register_preference_section
+
+        register_preference_section("ratings", ratings_section)

@@ -21,6 +21,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from config.emails import fit_subject, site_domain, standard_headers
+from digest import ratings
 from digest.archive import archive_url
 from digest.matching import Match, select_papers
 from digest.models import Paper
@@ -58,6 +59,7 @@ class DigestItem:
 
     html: SafeString
     text: str
+    paper_id: int
 
 
 def paper_url(paper: Paper) -> str:
@@ -95,7 +97,7 @@ def _authors_text(authors: Sequence[str], author_count: int | None) -> str:
     return ", ".join(names)
 
 
-_blocks: dict[tuple[int, int], PaperBlock] = {}
+_blocks: dict[tuple[int, int, str], PaperBlock] = {}
 _items: dict[tuple[PaperBlock, tuple[str, ...], str, bool], DigestItem] = {}
 
 
@@ -107,7 +109,7 @@ def _paper_fingerprint(paper: Paper) -> int:
 
 def paper_block(paper: Paper) -> PaperBlock:
     """The paper's shared block, rendered once per process for each version of the paper."""
-    key = (paper.pk, _paper_fingerprint(paper))
+    key = (paper.pk, _paper_fingerprint(paper), settings.SITE_URL)
     block = _blocks.get(key)
     if block is None:
         if len(_blocks) >= BLOCK_CACHE_SIZE:
@@ -120,7 +122,8 @@ def _render_block(paper: Paper) -> PaperBlock:
     excerpt = cut_at_sentence(paper.abstract)
     context = {
         "title": paper.title,
-        "url": paper_url(paper),
+        # The paper's page, opened as the reader's (with rating buttons): see digest.ratings.
+        "url": ratings.entry_links(paper.pk)["paper_url"],
         "authors": _authors_text(paper.authors or [], paper.author_count),
         "upvotes": paper.upvotes,
     }
@@ -149,12 +152,23 @@ def digest_item(block: PaperBlock, match: Match) -> DigestItem:
             "excerpt_html": highlight(block.excerpt_html, match.matched_terms),
             "why": match.why,
             "pinned": match.pinned,
+            **ratings.entry_links(block.paper_id),
         }
         item = _items[key] = DigestItem(
             html=mark_safe(get_template("emails/digest-item.html").render(context)),
             text=get_template("emails/digest-item.txt").render(context),
+            paper_id=block.paper_id,
         )
     return item
+
+
+def reader_item(subscriber: Subscriber, item: DigestItem) -> DigestItem:
+    """The shared entry with this reader's signed links (paper page, More / Less like this)."""
+    return DigestItem(
+        html=mark_safe(ratings.for_reader(item.html, subscriber, item.paper_id)),
+        text=ratings.for_reader(item.text, subscriber, item.paper_id),
+        paper_id=item.paper_id,
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -206,7 +220,7 @@ def digest_context(
     papers: Mapping[int, Paper],
 ) -> dict:
     blocks = [(paper_block(papers[m.paper_id]), m) for m in matches if m.paper_id in papers]
-    items = [digest_item(block, match) for block, match in blocks]
+    items = [reader_item(subscriber, digest_item(block, match)) for block, match in blocks]
     topics = subscriber.topic_lines
     top = blocks[0][0].title if blocks else ""
     more = len(items) - 1

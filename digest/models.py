@@ -205,3 +205,31 @@ class DeliveredPaper(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.position} {self.paper}"
+
+
+class Rating(models.Model):
+    """A reader's "more like this" or "less like this" on a paper: from a digest's signed links
+    or pasted into "Papers like these" on the preference page (a seed). One per reader and paper:
+    rating again changes it."""
+
+    class Value(models.IntegerChoices):
+        MORE = 1, "More like this"
+        LESS = -1, "Less like this"
+
+    class Source(models.TextChoices):
+        EMAIL = "email", "From a digest"
+        SEED = "seed", "Papers like these"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="ratings")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="ratings")
+    value = models.SmallIntegerField(choices=Value.choices)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.EMAIL)
+    rated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="one_rating_per_paper")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} {self.get_value_display().lower()}: {self.paper}"

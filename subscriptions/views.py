@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 from subscriptions import consent, links, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
+from subscriptions.preference_sections import render_preference_sections
 
 LINK_ERROR_STATUS = {"tampered": 400, "gone": 404, "expired": 410, "used": 410}
 REASONS = [
@@ -116,6 +117,7 @@ def preferences(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
             "form": form,
             "notice": notice,
             "token": token,
+            "sections": render_preference_sections(request, subscriber, token),
             "unsubscribe_url": reverse(
                 "subscriptions:unsubscribe",
                 kwargs={"token": links.make_token(subscriber, "unsubscribe")},

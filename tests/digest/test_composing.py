@@ -1,3 +1,4 @@
+import re
 from datetime import date, timedelta
 from email import message_from_bytes, policy
 
@@ -100,15 +101,54 @@ def test_abstract_is_cut_at_a_sentence_boundary():
     assert excerpt.startswith("Sentence number 0")
 
 
-def test_title_links_to_arxiv_when_known_else_the_paper_page():
+def test_titles_link_to_the_papers_page_opened_as_the_readers(client, settings):
+    settings.SITE_URL = "https://paperboy.example"
     on_arxiv = make_paper("On arXiv", arxiv_id="2401.00001", url="https://example.org/a")
     elsewhere = make_paper("Elsewhere", url="https://example.org/b")
-    html = html_of(
-        compose_digest(make_subscriber(), [match(on_arxiv), match(elsewhere)], period=PERIOD)
+    message = compose_digest(make_subscriber(), [match(on_arxiv), match(elsewhere)], period=PERIOD)
+    html, text = html_of(message), text_of(message)
+
+    for paper in (on_arxiv, elsewhere):
+        found = re.search(rf'href="https://paperboy.example(/papers/{paper.pk}/for/[^"/]+/)"', html)
+        assert found, paper.title
+        assert f"https://paperboy.example{found.group(1)}" in text
+        page = client.get(found.group(1)).content.decode()
+        assert "More like this" in page and "Less like this" in page
+
+
+def test_every_entry_of_the_text_part_has_its_two_rating_lines_under_its_title(settings):
+    settings.SITE_URL = "https://paperboy.example"
+    papers = [make_paper(f"Paper number {i}", "An abstract.") for i in range(3)]
+    text = text_of(compose_digest(make_subscriber(), [match(p) for p in papers], period=PERIOD))
+
+    entries = re.split(r"^\d+\. ", text, flags=re.MULTILINE)[1:]
+    assert len(entries) == 3
+    for paper, entry in zip(papers, entries, strict=True):
+        assert entry.startswith(paper.title)
+        lines = entry.splitlines()
+        more = [line for line in lines if line.startswith("More like this: ")]
+        less = [line for line in lines if line.startswith("Less like this: ")]
+        assert len(more) == len(less) == 1
+        assert re.fullmatch(
+            rf"More like this: https://paperboy.example/papers/{paper.pk}/more/\S+/", more[0]
+        )
+        assert re.fullmatch(
+            rf"Less like this: https://paperboy.example/papers/{paper.pk}/less/\S+/", less[0]
+        )
+
+
+def test_two_readers_of_the_same_entry_get_their_own_rating_links():
+    paper = make_paper("Shared paper", "An abstract.")
+    first = text_of(compose_digest(make_subscriber("a@example.com"), [match(paper)], period=PERIOD))
+    second = text_of(
+        compose_digest(make_subscriber("b@example.com"), [match(paper)], period=PERIOD)
     )
 
-    assert 'href="https://arxiv.org/abs/2401.00001"' in html
-    assert 'href="https://example.org/b"' in html
+    def more_link(text: str) -> str:
+        return re.search(r"^More like this: (\S+)$", text, flags=re.MULTILINE).group(1)
+
+    assert more_link(first) != more_link(second)
+    assert "placeholder" not in first + second
 
 
 def test_each_paper_shows_authors_upvotes_and_why(settings):

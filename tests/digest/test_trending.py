@@ -49,8 +49,9 @@ def test_trending_is_empty_without_papers():
 
 
 def test_home_page_shows_what_paperboy_is_the_papers_and_the_sign_up_form(client):
-    paper("Sparse Mixture of Experts at Scale", upvotes=42, authors=["A. Lovelace", "C. Babbage"],
-          abstract="We route tokens to experts.", arxiv_id="2611.00001")  # fmt: skip
+    shown = paper("Sparse Mixture of Experts at Scale", upvotes=42,
+                  authors=["A. Lovelace", "C. Babbage"],
+                  abstract="We route tokens to experts.", arxiv_id="2611.00001")  # fmt: skip
 
     response = client.get("/")
 
@@ -58,7 +59,7 @@ def test_home_page_shows_what_paperboy_is_the_papers_and_the_sign_up_form(client
     assert response.status_code == 200
     assert "trending research papers" in html
     assert "Sparse Mixture of Experts at Scale" in html
-    assert "https://arxiv.org/abs/2611.00001" in html and "A. Lovelace, C. Babbage" in html
+    assert f'href="/papers/{shown.pk}/"' in html and "A. Lovelace, C. Babbage" in html
     assert 'action="/subscribe/"' in html
     for name in ("email", "topics", "frequency", "weekday", "send_hour", "time_zone"):
         assert f'name="{name}"' in html
