@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('digest', '0002_ingestrun_process_and_heartbeat'),
+        ('digest', '0003_papermerge'),
         ('subscriptions', '0002_suppression_refused_when_sent'),
     ]
 
