@@ -94,6 +94,25 @@ class Subscriber(models.Model):
     def topic_lines(self) -> list[str]:
         return [line.strip() for line in self.topics.splitlines() if line.strip()]
 
+    @property
+    def wanted_topics(self) -> list[str]:
+        return [line for line in self.topic_lines if not line.startswith("-")]
+
+    @property
+    def excluded_words(self) -> list[str]:
+        """What the '-word' lines leave out, without their dash."""
+        return [
+            line[1:].strip() for line in self.topic_lines if line[1:].strip() and line[0] == "-"
+        ]
+
+    @property
+    def schedule_text(self) -> str:
+        """When digests go out, in the reader's own zone: "every Friday at 08:00 (Asia/Tokyo)"."""
+        hour = f"{self.send_hour:02d}:00 ({self.time_zone.replace('_', ' ')})"
+        if self.frequency == self.Frequency.WEEKLY:
+            return f"every {self.get_weekday_display()} at {hour}"
+        return f"every day at {hour}"
+
 
 class SuppressionEvent(models.Model):
     """Why and when an address stopped receiving mail. Survives erasure without personal data."""

@@ -9,11 +9,13 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from subscriptions import consent, links, throttling
+from subscriptions import addresses, consent, links, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
 from subscriptions.preference_sections import render_preference_sections
 
+SIGNED_UP_COOKIE = "signed_up"
+SIGNED_UP_SECONDS = 60 * 60
 LINK_ERROR_STATUS = {"tampered": 400, "gone": 404, "expired": 410, "used": 410}
 REASONS = [
     ("", "Rather not say"),
@@ -52,8 +54,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "pages/sign_up.html", {"form": SignUpForm()})
     form = SignUpForm(request.POST)
-    if form.is_bot:
-        return redirect("subscriptions:check_inbox")  # look like success, do nothing
+    if form.is_bot:  # look like success, do nothing
+        return _check_inbox_for(request, request.POST.get("email", "")[:254])
     ip = throttling.client_ip(request)
     if not throttling.allow("sign-up-ip", ip, limit=settings.SIGNUP_LIMIT_PER_IP):
         return render(request, "pages/throttled.html", status=429)
@@ -70,11 +72,30 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             consent_text=form.consent_text,
         )
     )
-    return redirect("subscriptions:check_inbox")
+    return _check_inbox_for(request, addresses.display_email(email))
+
+
+def _check_inbox_for(request: HttpRequest, email: str) -> HttpResponse:
+    """Redirect to "check your inbox", which repeats the address (so a typo shows) from a signed
+    cookie: it stays out of the URL, and no other page can make it say another address."""
+    response = redirect("subscriptions:check_inbox")
+    response.set_signed_cookie(
+        SIGNED_UP_COOKIE,
+        email,
+        salt=SIGNED_UP_COOKIE,
+        max_age=SIGNED_UP_SECONDS,
+        secure=request.is_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 def check_inbox(request: HttpRequest) -> HttpResponse:
-    return render(request, "pages/check_inbox.html")
+    email = request.get_signed_cookie(
+        SIGNED_UP_COOKIE, default="", salt=SIGNED_UP_COOKIE, max_age=SIGNED_UP_SECONDS
+    )
+    return render(request, "pages/check_inbox.html", {"email": email})
 
 
 @require_http_methods(["GET", "POST"])
