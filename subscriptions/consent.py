@@ -2,7 +2,7 @@
 erasure. Every change of who may be emailed goes through here."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -87,16 +87,17 @@ def _record_consent(subscriber: Subscriber, request: SignUp) -> None:
     subscriber.consent_text = request.consent_text
 
 
-def _claim_email_slot(subscriber: Subscriber) -> bool:
-    """At most one confirmation email per address per hour; the conditional UPDATE is the lock."""
+def _claim_email_slot(subscriber: Subscriber, *, sent_before: datetime | None = None) -> bool:
+    """At most one confirmation email per address per hour (an email sent before `sent_before`
+    does not count); the conditional UPDATE is the lock."""
     now = timezone.now()
+    free = Q(confirmation_sent_at__isnull=True) | Q(
+        confirmation_sent_at__lte=now - CONFIRMATION_INTERVAL
+    )
+    if sent_before is not None:
+        free |= Q(confirmation_sent_at__lt=sent_before)
     claimed = (
-        Subscriber.objects.filter(pk=subscriber.pk)
-        .filter(
-            Q(confirmation_sent_at__isnull=True)
-            | Q(confirmation_sent_at__lte=now - CONFIRMATION_INTERVAL)
-        )
-        .update(confirmation_sent_at=now)
+        Subscriber.objects.filter(pk=subscriber.pk).filter(free).update(confirmation_sent_at=now)
     )
     if claimed:
         subscriber.confirmation_sent_at = now
@@ -158,10 +159,38 @@ def _list_unsubscribe_headers(subscriber: Subscriber) -> dict[str, str]:
     }
 
 
-def confirm(subscriber: Subscriber) -> bool:
-    """Start sending to a subscriber who followed their confirmation link; False if already on."""
+def resubscribe(subscriber: Subscriber) -> bool:
+    """An unsubscribed reader asks again from their preference link: as after a sign-up, nothing
+    is sent but a new confirmation, and their consent is recorded again when they confirm. False
+    when no email went out (not unsubscribed, or one went to the address within the hour)."""
+    if subscriber.status not in (Subscriber.Status.UNSUBSCRIBED, Subscriber.Status.PENDING):
+        return False
+    if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+        subscriber.status = Subscriber.Status.PENDING
+        subscriber.save(update_fields=["status", "updated_at"])
+    # The first request since unsubscribing gets its email even if the sign-up's went out
+    # within the hour; repeated presses wait for the hour like sign-ups do.
+    if not _claim_email_slot(subscriber, sent_before=subscriber.unsubscribed_at):
+        return False
+    _email_confirmation(subscriber)
+    return True
+
+
+def consent_withdrawn(subscriber: Subscriber) -> bool:
+    """The reader unsubscribed after they last gave consent (and has not given it again)."""
+    if subscriber.unsubscribed_at is None:
+        return False
+    return subscriber.consent_at is None or subscriber.consent_at < subscriber.unsubscribed_at
+
+
+def confirm(subscriber: Subscriber, *, ip: str | None = None, consent_text: str = "") -> bool:
+    """Start sending to a subscriber who followed their confirmation link; False if already on.
+    A reader coming back after unsubscribing gives consent again here (`consent_text`, what the
+    confirmation page said), and it is recorded."""
     if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
         return False
+    if consent_text and consent_withdrawn(subscriber):
+        _record_consent(subscriber, SignUp(subscriber.email, {}, ip, consent_text))
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = timezone.now()
     subscriber.unsubscribed_at = None

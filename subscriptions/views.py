@@ -103,13 +103,15 @@ def check_inbox(request: HttpRequest) -> HttpResponse:
 def confirm(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
     """GET asks (link scanners follow GETs); the button's POST confirms."""
     if request.method == "POST":
-        consent.confirm(subscriber)
+        ip = throttling.client_ip(request)
+        consent.confirm(subscriber, ip=ip or None, consent_text=SignUpForm.consent_text)
         return render(
             request,
             "pages/confirmed.html",
             {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)},
         )
-    return render(request, "pages/confirm.html", {"subscriber": subscriber})
+    context = {"subscriber": subscriber, "consent_text": SignUpForm.consent_text}
+    return render(request, "pages/confirm.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -124,6 +126,17 @@ def preferences(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
     elif request.method == "POST" and action == "resume":
         consent.resume(subscriber)
         notice = "Resumed: your next digest arrives at your usual time."
+    elif request.method == "POST" and action == "resubscribe":
+        if consent.resubscribe(subscriber):
+            notice = (
+                f"Check your inbox: we sent {subscriber.display_email} a link to confirm. Your "
+                "digest starts again once you press its button."
+            )
+        else:
+            notice = (
+                "We sent a confirmation link to this address within the hour: look for it in "
+                "your inbox (or spam folder) and press its button."
+            )
     elif request.method == "POST":
         form = PreferencesForm.for_subscriber(subscriber, request.POST)
         if form.is_valid():
@@ -139,6 +152,7 @@ def preferences(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
             "notice": notice,
             "token": token,
             "sections": render_preference_sections(request, subscriber, token),
+            "consent_text": SignUpForm.consent_text,
             "unsubscribe_url": reverse(
                 "subscriptions:unsubscribe",
                 kwargs={"token": links.make_token(subscriber, "unsubscribe")},
@@ -164,7 +178,8 @@ def unsubscribe(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
         reason = request.POST.get("reason", "")
         reason = reason if reason in dict(REASONS) else ""
         consent.unsubscribe(subscriber, source=SuppressionEvent.Source.LINK, reason=reason)
-        return render(request, "pages/unsubscribed.html", {"subscriber": subscriber})
+        context = {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)}
+        return render(request, "pages/unsubscribed.html", context)
     return render(request, "pages/unsubscribe.html", {"subscriber": subscriber, "reasons": REASONS})
 
 

@@ -91,7 +91,7 @@ def test_preview_with_nothing_matching_says_a_digest_would_skip_that_day(client,
     page = client.get(PREVIEW, {"topics": "quantum error correction"}).content.decode()
 
     assert listed(page) == []
-    assert "No paper from the past 7 days matches these topics" in page
+    assert "No paper from the past 7 days for <strong>quantum error correction</strong>." in page
 
 
 def test_preview_of_topics_the_form_refuses_says_why(client, papers):

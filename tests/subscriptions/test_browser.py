@@ -1,6 +1,7 @@
 """A reader's whole journey in a real browser: sign up on the home page, confirm from the email,
 change topics, unsubscribe. Screenshots at phone and desktop width go to screenshots/."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,21 @@ def shoot(page, name: str) -> None:
 
 
 def paperboy_link(outbox: Path, purpose: str) -> str:
-    [message] = [
+    """The link for `purpose` in the newest email that has one."""
+    message = [
         m for m in read_outbox(outbox) if f"/{purpose}/" in m.get_body(("plain",)).get_content()
-    ]
+    ][-1]
     text = message.get_body(("plain",)).get_content()
     return next(word for word in text.split() if f"/{purpose}/" in word)
+
+
+def show_email(context, outbox: Path, name: str) -> None:
+    """Screenshots of the newest email's HTML part, as a mail client would render it."""
+    html = read_outbox(outbox)[-1].get_body(("html",)).get_content()
+    page = context.new_page()
+    page.set_content(html)
+    shoot(page, name)
+    page.close()
 
 
 def test_reader_signs_up_confirms_changes_topics_and_unsubscribes(
@@ -66,11 +77,13 @@ def test_reader_signs_up_confirms_changes_topics_and_unsubscribes(
     assert not Subscriber.objects.exists()
 
     page.fill("input[name=email]", "reader@example.org")
-    page.fill("textarea[name=topics]", "mixture of experts\nprotein folding")
+    page.fill("textarea[name=topics]", "mixture of experts\nprotein folding\n-survey")
     page.select_option("select[name=send_hour]", "8")
     page.click("button:has-text('Subscribe')")
     assert page.locator("h1").inner_text() == "Check your inbox"
+    assert page.locator("strong.address").inner_text() == "reader@example.org"
     shoot(page, "03-check-inbox")
+    show_email(context, outbox, "03b-confirmation-email")
     subscriber = Subscriber.objects.get()
     assert (subscriber.status, subscriber.time_zone, subscriber.send_hour) == (
         "pending",
@@ -106,6 +119,19 @@ def test_reader_signs_up_confirms_changes_topics_and_unsubscribes(
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
     assert subscriber.unsubscribe_reason == "too many emails"
+
+    page.click("text=Subscribe again")  # back to the preference page, which offers it
+    assert page.locator("h1").inner_text() == "Your preferences"
+    assert page.get_by_text("Stop or pause").count() == 0
+    shoot(page, "08b-preferences-after-unsubscribing")
+    page.click("button:has-text('Subscribe again')")
+    assert "Check your inbox" in page.locator(".notice").inner_text()
+    page.goto(paperboy_link(outbox, "confirm"))
+    page.click("button:has-text('Yes, start my digest')")
+    assert page.locator("h1").inner_text() == "You're subscribed"
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+    assert subscriber.consent_at >= subscriber.confirmed_at - timedelta(seconds=5)  # given again
 
     page.goto(live_server.url + "/confirm/not-a-real-token/")
     assert "This link doesn" in page.locator("h1").inner_text()
