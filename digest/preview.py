@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from digest.composing import cut_at_sentence, paper_url
+from digest.composing import cut_at_sentence
 from digest.matching import (
     FIRST_DIGEST_WINDOW,
     Interest,
@@ -47,7 +47,6 @@ WINDOW_DAYS = FIRST_DIGEST_WINDOW.days
 class PreviewPaper:
     paper_id: int
     title: str
-    url: str
     authors: str
     upvotes: int
     excerpt: str
@@ -121,38 +120,32 @@ def _build(fingerprint: tuple, now: datetime) -> _Candidates:
         _window(now)
         .order_by("id")
         .values_list(
-            "id",
-            "title",
-            "abstract",
-            "authors",
-            "arxiv_id",
-            "url",
-            "pdf_url",
-            "upvotes",
-            "seen_count",
-            "pinned",
-            "first_seen",
-        )  # fmt: skip
+            "id", "title", "abstract", "authors", "upvotes", "seen_count", "pinned", "first_seen"
+        )
+    )
+    ids, titles, abstracts, authors, upvotes, seen_counts, pinned, first_seen = (
+        map(list, zip(*rows, strict=True)) if rows else ([] for _ in range(8))
     )
     papers = [
         PreviewPaper(
-            paper_id=row[0],
-            title=row[1],
-            url=paper_url(Paper(arxiv_id=row[4], url=row[5], pdf_url=row[6])),
-            authors=_authors(row[3] or []),
-            upvotes=row[7],
-            excerpt=cut_at_sentence(row[2], EXCERPT_CHARS),
+            paper_id=paper_id,
+            title=title,
+            authors=_authors(names or []),
+            upvotes=votes,
+            excerpt=cut_at_sentence(abstract, EXCERPT_CHARS),
         )
-        for row in rows
+        for paper_id, title, abstract, names, votes in zip(
+            ids, titles, abstracts, authors, upvotes, strict=True
+        )
     ]
     return _Candidates(
         fingerprint=fingerprint,
-        index=PaperIndex.build([row[1] for row in rows], [row[2] for row in rows]),
+        index=PaperIndex.build(titles, abstracts),
         papers=papers,
-        upvotes=[row[7] for row in rows],
-        seen_counts=[row[8] for row in rows],
-        pinned=[row[9] for row in rows],
-        first_seen=[row[10].timestamp() for row in rows],
+        upvotes=upvotes,
+        seen_counts=seen_counts,
+        pinned=pinned,
+        first_seen=[moment.timestamp() for moment in first_seen],
     )
 
 

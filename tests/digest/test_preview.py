@@ -83,6 +83,9 @@ def test_preview_lists_the_first_digests_papers_in_the_digests_order_with_the_wh
     ]  # not the survey (excluded), last month's (outside the window) or the hidden one
     assert whys(page) == [match.why for match in first_digest]
     assert 'Matches your topic "mixture of experts" in the title' in whys(page)[0]
+    assert (
+        f'<h3><a href="/papers/{papers[0].pk}/">Sparse Mixture of Experts at Scale</a></h3>' in page
+    )
     assert "leaving out papers that mention <strong>survey</strong>" in page
     assert "2 papers from the past 7 days for <strong>mixture of experts</strong>" in page
 
@@ -243,3 +246,9 @@ def test_any_typed_topics_preview_without_error(papers, topics, limit):
     assert bool(preview.error) <= (not preview.entries)
     page = preview_module.preview_html(topics, limit=limit)
     assert "<script" not in page.replace("&lt;script", "")
+
+
+def test_preview_before_any_paper_is_ingested_says_nothing_matches_yet(client):
+    page = client.get(PREVIEW, {"topics": "mixture of experts"}).content.decode()
+
+    assert "No paper from the past 7 days for <strong>mixture of experts</strong>." in page
