@@ -496,13 +496,25 @@ class RetryFailedMixin:
 
 @admin.register(DigestRun)
 class DigestRunAdmin(RetryFailedMixin, ReadOnlyAdmin):
-    list_display = ["started_at", "now", "planned", "sent", "skipped", "failed_link", "finished_at"]
-    list_filter = ["started_at"]
+    list_display = [
+        "started_at",
+        "now",
+        "status",
+        "planned",
+        "sent",
+        "skipped",
+        "failed_link",
+        "finished_at",
+        "short_error",
+    ]
+    list_filter = ["status", "started_at"]
     show_full_result_count = False
     fields = [
         "started_at",
         "finished_at",
         "now",
+        "status",
+        "error",
         "planned",
         "sent",
         "skipped",
@@ -517,6 +529,10 @@ class DigestRunAdmin(RetryFailedMixin, ReadOnlyAdmin):
         self.retry(request, Delivery.objects.filter(run__in=queryset))
 
     @admin.display(description="failed", ordering="failed")
+    @admin.display(description="error")
+    def short_error(self, run: DigestRun) -> str:
+        return run.error if len(run.error) <= 80 else f"{run.error[:79]}…"
+
     def failed_link(self, run: DigestRun):
         if not run.failed:
             return 0

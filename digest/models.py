@@ -128,8 +128,16 @@ class FeedState(models.Model):
 
 
 class DigestRun(models.Model):
-    """One planning and sending round."""
+    """One planning and sending round. A round that could not be planned at all (the database
+    went away, ranking failed for every reader) is failed, with its reason."""
 
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    error = models.TextField(blank=True, help_text="Why the round failed.")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     now = models.DateTimeField(help_text="The moment the round planned for.")

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import EmailMessage
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -78,6 +78,7 @@ class ReportRow:
     status: str
     papers: int
     top_title: str
+    error: str = ""
 
 
 # Planning ------------------------------------------------------------------------------------
@@ -98,8 +99,70 @@ def due_subscribers(now: datetime) -> list[tuple[Subscriber, object]]:
     return [(s, period) for s, period in due if (s.pk, period) not in existing]
 
 
+def select_papers_apart(
+    subscribers: Sequence[Subscriber], *, now: datetime
+) -> tuple[dict[int, list[Match]], dict[int, str]]:
+    """(matches, failures): everyone's papers in one vectorized pass; if that pass raises, the
+    readers are ranked again in halves, down to single readers, so that only those whose own
+    ranking raises fail ({subscriber id: reason}). A database error fails the whole round."""
+    try:
+        return select_papers(subscribers, now=now), {}
+    except DatabaseError:
+        raise
+    except Exception as error:
+        if len(subscribers) == 1:
+            logger.exception("ranking papers for subscriber %s failed", subscribers[0].pk)
+            return {}, {subscribers[0].pk: failure_reason("ranking failed", error)}
+    middle = len(subscribers) // 2
+    matches, failures = select_papers_apart(subscribers[:middle], now=now)
+    more_matches, more_failures = select_papers_apart(subscribers[middle:], now=now)
+    return matches | more_matches, failures | more_failures
+
+
+def failure_reason(what: str, error: BaseException) -> str:
+    return f"{what}: {type(error).__name__}: {error}"[:2000]
+
+
+def _record_matches(
+    deliveries: Mapping[int, int], matches: Mapping[int, list[Match]], failures: Mapping[int, str]
+) -> None:
+    """Store each delivery's papers ({subscriber id: delivery id}); one with nothing relevant is
+    skipped, one whose ranking failed is failed with the reason."""
+    DeliveredPaper.objects.bulk_create(
+        [
+            DeliveredPaper(
+                delivery_id=delivery_id,
+                paper_id=match.paper_id,
+                position=position,
+                score=match.score,
+                pinned=match.pinned,
+                topic=match.topic[:500],
+                matched_terms=list(match.matched_terms),
+                why=match.why[:500],
+            )
+            for subscriber_id, delivery_id in deliveries.items()
+            for position, match in enumerate(matches.get(subscriber_id, []), start=1)
+        ],
+        batch_size=2000,
+    )
+    nothing = [
+        delivery_id
+        for subscriber_id, delivery_id in deliveries.items()
+        if not matches.get(subscriber_id) and subscriber_id not in failures
+    ]
+    for ids in (nothing[i : i + 10_000] for i in range(0, len(nothing), 10_000)):
+        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SKIPPED)
+    by_reason: dict[str, list[int]] = {}
+    for subscriber_id, reason in failures.items():
+        if subscriber_id in deliveries:
+            by_reason.setdefault(reason, []).append(deliveries[subscriber_id])
+    for reason, ids in by_reason.items():
+        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.FAILED, error=reason)
+
+
 def plan_deliveries(now: datetime) -> DigestRun:
-    """Create this round's deliveries and their papers; those with nothing relevant are skipped.
+    """Create this round's deliveries and their papers; those with nothing relevant are skipped,
+    those whose ranking failed are failed (the others are planned all the same).
 
     One transaction: a planner that dies leaves nothing half-planned. Concurrent planners are safe:
     the unique (subscriber, period) pair lets only one of them create each delivery."""
@@ -116,32 +179,34 @@ def plan_deliveries(now: datetime) -> DigestRun:
         by_id = {subscriber.pk: subscriber for subscriber, _ in due}
         created = dict(Delivery.objects.filter(run=run).values_list("subscriber_id", "pk"))
         subscribers = [by_id[subscriber_id] for subscriber_id in created]
-        matches = select_papers(subscribers, now=now) if subscribers else {}
-        DeliveredPaper.objects.bulk_create(
-            [
-                DeliveredPaper(
-                    delivery_id=delivery_id,
-                    paper_id=match.paper_id,
-                    position=position,
-                    score=match.score,
-                    pinned=match.pinned,
-                    topic=match.topic[:500],
-                    matched_terms=list(match.matched_terms),
-                    why=match.why[:500],
-                )
-                for subscriber_id, delivery_id in created.items()
-                for position, match in enumerate(matches.get(subscriber_id, []), start=1)
-            ],
-            batch_size=2000,
-        )
-        run.skipped = (
-            Delivery.objects.filter(run=run)
-            .exclude(pk__in=DeliveredPaper.objects.filter(delivery__run=run).values("delivery"))
-            .update(status=Delivery.Status.SKIPPED)
-        )
-        run.planned = len(created) - run.skipped
-        run.save(update_fields=["planned", "skipped"])
+        matches, failures = select_papers_apart(subscribers, now=now) if subscribers else ({}, {})
+        _record_matches(created, matches, failures)
+        run.failed = len(failures)
+        run.skipped = sum(1 for s in created if not matches.get(s) and s not in failures)
+        run.planned = len(created) - run.skipped - run.failed
+        if failures and len(failures) == len(created):
+            run.status = DigestRun.Status.FAILED
+            run.error = (
+                f"ranking failed for every reader due ({len(failures)}), "
+                f"e.g. {next(iter(failures.values()))}"
+            )[:2000]
+        run.save(update_fields=["planned", "skipped", "failed", "status", "error"])
     return run
+
+
+def plan_round(now: datetime) -> DigestRun:
+    """plan_deliveries, or, if the round cannot be planned at all, a failed DigestRun with the
+    reason (deliveries of earlier rounds can still go out)."""
+    try:
+        return plan_deliveries(now)
+    except Exception as error:
+        logger.exception("planning the digest round at %s failed", now.isoformat())
+        return DigestRun.objects.create(
+            now=now,
+            status=DigestRun.Status.FAILED,
+            error=failure_reason("planning failed", error),
+            finished_at=timezone.now(),
+        )
 
 
 def queue_run(run: DigestRun) -> list[int]:
@@ -172,10 +237,35 @@ def stalled_deliveries(now: datetime | None = None) -> list[int]:
 
 
 def retry_failed(delivery_ids: Iterable[int]) -> int:
-    """Give failed deliveries a fresh set of attempts; returns how many; send them afterwards."""
-    return Delivery.objects.filter(pk__in=list(delivery_ids), status=Delivery.Status.FAILED).update(
-        status=Delivery.Status.PLANNED, attempts=0, error="", next_attempt_at=timezone.now()
-    )
+    """Give failed deliveries a fresh set of attempts; returns how many; send them afterwards.
+    A delivery whose ranking failed (it has no papers) is ranked again now."""
+    delivery_ids = list(delivery_ids)
+    with transaction.atomic():
+        failed = Delivery.objects.select_for_update(of=("self",)).filter(
+            pk__in=delivery_ids, status=Delivery.Status.FAILED
+        )
+        unranked = list(
+            failed.exclude(
+                pk__in=DeliveredPaper.objects.filter(delivery__in=delivery_ids).values("delivery")
+            )
+            .select_related("subscriber", "run")
+            .order_by("pk")
+        )
+        count = failed.update(
+            status=Delivery.Status.PLANNED, attempts=0, error="", next_attempt_at=timezone.now()
+        )
+        # Ranked as of the moment their round planned for: the digest they were due.
+        by_moment: dict[datetime, dict[int, Delivery]] = {}
+        for delivery in unranked:
+            moment = delivery.run.now if delivery.run else delivery.created_at
+            by_moment.setdefault(moment, {})[delivery.subscriber_id] = delivery
+        for moment, deliveries in by_moment.items():
+            subscribers = [delivery.subscriber for delivery in deliveries.values()]
+            _record_matches(
+                {subscriber_id: d.pk for subscriber_id, d in deliveries.items()},
+                *select_papers_apart(subscribers, now=moment),
+            )
+    return count
 
 
 def refresh_runs() -> None:
@@ -190,7 +280,9 @@ def refresh_runs() -> None:
         run.skipped = counts.get(Delivery.Status.SKIPPED, 0)
         pending = counts.get(Delivery.Status.PLANNED, 0) + counts.get(Delivery.Status.SENDING, 0)
         run.finished_at = None if pending else timezone.now()
-        run.save(update_fields=["sent", "failed", "skipped", "finished_at"])
+        if run.status != DigestRun.Status.FAILED:  # a failed round stays failed, with its reason
+            run.status = DigestRun.Status.RUNNING if pending else DigestRun.Status.FINISHED
+        run.save(update_fields=["sent", "failed", "skipped", "finished_at", "status"])
 
 
 def chunked(ids: Sequence[int], size: int) -> Iterator[list[int]]:
@@ -375,7 +467,9 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     if isinstance(connection, SMTPBackend):
                         serialize_now(message)
                 except Exception as error:  # noqa: BLE001 - recorded on its delivery
-                    results[delivery.pk] = _record_failure(delivery, now, error)
+                    results[delivery.pk] = _record_failure(
+                        delivery, now, error, what="composing failed"
+                    )
                     continue
                 if in_flight:
                     results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
@@ -482,8 +576,10 @@ def _put_back(delivery: Delivery, claimed_at: datetime, error: Exception) -> Sen
     return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
 
 
-def _record_failure(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
-    reason = f"{type(error).__name__}: {error}"[:2000]
+def _record_failure(
+    delivery: Delivery, claimed_at: datetime, error: Exception, *, what: str = ""
+) -> SendResult:
+    reason = failure_reason(what, error) if what else f"{type(error).__name__}: {error}"[:2000]
     if is_transient(error) and delivery.attempts < settings.DIGEST_MAX_ATTEMPTS:
         delay = retry_delay(delivery.attempts)
         _release(
@@ -530,6 +626,7 @@ def round_report(run: DigestRun) -> list[ReportRow]:
             status=delivery.status,
             papers=delivery.paper_count,
             top_title=top_titles.get(delivery.pk, ""),
+            error=delivery.error if delivery.status == Delivery.Status.FAILED else "",
         )
         for delivery in deliveries
     ]
@@ -542,17 +639,25 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
     every digest but sends nothing and leaves no trace."""
     if dry_run:
         with transaction.atomic():
-            run = plan_deliveries(now)
+            run = plan_round(now)
             for digest in load_digests(queue_run(run)).values():
-                compose(digest)
+                try:
+                    compose(digest)
+                except Exception as error:  # noqa: BLE001 - reported on its delivery
+                    logger.exception("composing delivery %s failed", digest.delivery.pk)
+                    digest.delivery.status = Delivery.Status.FAILED
+                    digest.delivery.error = failure_reason("composing failed", error)
+                    digest.delivery.save(update_fields=["status", "error"])
+                    run.planned, run.failed = run.planned - 1, run.failed + 1
             run.report = round_report(run) if run.pk is not None else []
             transaction.set_rollback(True)
         return run
-    run = plan_deliveries(now)
+    run = plan_round(now)
     ids = queue_run(run)
-    # Without Celery nothing else retries: earlier rounds' deliveries whose retry time has come
-    # go out with this one (the claim keeps them once-only if a worker is retrying them too).
-    earlier = retries_due(exclude_run=run)
+    # Without Celery nothing else retries or recovers: earlier rounds' deliveries whose retry
+    # time has come, planned ones never queued, and claims of a process that died (killed
+    # mid-round) go out with this one. The claim keeps each once-only if a worker is at them too.
+    earlier = left_over_deliveries(exclude_run=run)
     for chunk in chunked(ids + earlier, settings.DIGEST_SEND_CHUNK):
         send_deliveries(chunk)
     refresh_runs()
@@ -561,13 +666,20 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
     run.report = round_report(run) if run.pk is not None else []
     run.earlier_sent = Delivery.objects.filter(pk__in=earlier, status=Delivery.Status.SENT).count()
     run.waiting = Delivery.objects.filter(status=Delivery.Status.PLANNED).count()
+    run.held = Delivery.objects.filter(status=Delivery.Status.SENDING).count()
     return run
 
 
-def retries_due(*, exclude_run: DigestRun) -> list[int]:
-    """Planned deliveries of other rounds whose next attempt is due now, oldest first."""
+def left_over_deliveries(*, exclude_run: DigestRun) -> list[int]:
+    """Deliveries of other rounds to send now, oldest first: planned ones whose next attempt is
+    due or that were never queued (their planner died before queueing them), and claims older
+    than DIGEST_CLAIM_TIMEOUT_SECONDS (their sender died)."""
+    now = timezone.now()
+    claimed_before = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT_SECONDS)
     due = Delivery.objects.filter(
-        status=Delivery.Status.PLANNED, next_attempt_at__lte=timezone.now()
+        Q(status=Delivery.Status.PLANNED)
+        & (Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+        | Q(status=Delivery.Status.SENDING, claimed_at__lt=claimed_before)
     )
     if exclude_run.pk is not None:
         due = due.exclude(run=exclude_run)

@@ -19,7 +19,7 @@ def plan_and_send(now: str | None = None) -> int | None:
     """Beat's tick: plan the deliveries now due, queue them in chunks, and queue again those
     whose worker died. Returns the run's id (None: nobody was due)."""
     moment = parse_datetime(now) if now else timezone.now()
-    run = sending.plan_deliveries(moment)
+    run = sending.plan_round(moment)  # a round that cannot be planned is recorded as failed
     ids = sending.queue_run(run) + sending.stalled_deliveries()
     for chunk in sending.chunked(ids, settings.DIGEST_SEND_CHUNK):
         send_deliveries.delay(chunk)

@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from digest.models import DigestRun
 from digest.sending import run_digest_round
 
 
@@ -22,14 +25,22 @@ class Command(BaseCommand):
                 raise CommandError(f"--now {now!r} is not an ISO 8601 date and time")
             if timezone.is_naive(moment):
                 moment = timezone.make_aware(moment, timezone.get_current_timezone())
-        run = run_digest_round(moment, dry_run=dry_run)
+        try:
+            run = run_digest_round(moment, dry_run=dry_run)
+        except DatabaseError as error:
+            raise CommandError(
+                f"digest round at {moment.isoformat()} failed and could not be recorded: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         rows = run.report
         width = max([len("subscriber")] + [len(row.email) for row in rows])
         self.stdout.write(f"{'subscriber':<{width}}  {'status':<8}  papers  top title")
         for row in rows:
             title = row.top_title if len(row.top_title) <= 70 else row.top_title[:69] + "…"
             self.stdout.write(f"{row.email:<{width}}  {row.status:<8}  {row.papers:>6}  {title}")
-        if not rows:
+            if row.error:
+                self.stdout.write(f"{'':<{width}}  {row.error}")
+        if not rows and run.status != DigestRun.Status.FAILED:
             self.stdout.write(
                 "Nobody is due: each reader gets one digest per period (their local date), "
                 "from their send hour on."
@@ -47,3 +58,11 @@ class Command(BaseCommand):
                 f"{run.waiting} waiting to retry after a temporary error: a Celery worker "
                 "retries them, or run send_digests again later"
             )
+        if not dry_run and run.held:
+            self.stdout.write(
+                f"{run.held} being sent by another process; if it died, they are taken over "
+                f"once their claim is {settings.DIGEST_CLAIM_TIMEOUT_SECONDS:g} s old: "
+                "run send_digests again then"
+            )
+        if run.status == DigestRun.Status.FAILED:
+            raise CommandError(f"the digest round at {moment.isoformat()} failed: {run.error}")
