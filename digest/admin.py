@@ -676,8 +676,8 @@ class SubscriberWithPreviewAdmin(SubscriberAdmin):
             raise Http404("No such subscriber.")
         if not self.has_view_permission(request, subscriber):
             raise PermissionDenied
-        message = composing.preview_digest(subscriber)
-        email = rendered_email(message) if message else None
+        preview = composing.editor_preview(subscriber)
+        email = rendered_email(preview.message) if preview.message else None
         if email:  # the srcdoc frame lives under this page's policy
             allow_inline_styles_of(request, email.html)
         context = {
@@ -686,6 +686,9 @@ class SubscriberWithPreviewAdmin(SubscriberAdmin):
             "original": subscriber,
             "title": f"The digest {subscriber.email} would get now",
             "email": email,
+            "error": preview.error,
+            "today": preview.today,
+            "today_titles": preview.today_titles,
         }
         return TemplateResponse(request, "admin/digest/subscriber_preview.html", context)
 

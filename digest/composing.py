@@ -7,6 +7,7 @@ every email in the run. The entry a reader sees (the block with the matched word
 topic share it. Per email only the list, the header and footer, and the signed links are new.
 """
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ from config.emails import fit_subject, site_domain, standard_headers
 from digest import ratings
 from digest.archive import archive_url
 from digest.matching import Match, select_papers
-from digest.models import Paper
+from digest.models import Delivery, Paper
 from digest.periods import subscriber_zone
 from subscriptions import links
 from subscriptions.models import Subscriber
+
+logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 320
 MAX_AUTHORS = 6
@@ -293,3 +296,42 @@ def preview_digest(
         return None
     local_date = now.astimezone(subscriber_zone(subscriber)).date()
     return compose_digest(subscriber, matches, period=local_date)
+
+
+@dataclass(frozen=True)
+class EditorPreview:
+    """What an editor sees on a subscriber's preview page: the digest they would get now (None:
+    nothing relevant, or it failed, then `error` says why) and today's delivery, if any."""
+
+    message: EmailMultiAlternatives | None
+    error: str
+    today: Delivery | None
+    today_titles: list[str]
+
+
+def editor_preview(subscriber: Subscriber, *, now: datetime | None = None) -> EditorPreview:
+    """The preview, and whether the reader already had their digest for today (their local
+    date): then the papers it held are not offered again, and that is why nothing may be left."""
+    now = now or timezone.now()
+    local_date = now.astimezone(subscriber_zone(subscriber)).date()
+    today = Delivery.objects.filter(subscriber=subscriber, period=local_date).first()
+    titles = (
+        list(today.items.order_by("position").values_list("paper__title", flat=True))
+        if today
+        else []
+    )
+    try:
+        matches = select_papers([subscriber], now=now).get(subscriber.pk, [])
+    except Exception as error:
+        logger.exception("ranking papers for the preview of subscriber %s failed", subscriber.pk)
+        return EditorPreview(
+            None, f"ranking failed: {type(error).__name__}: {error}", today, titles
+        )
+    try:
+        message = compose_digest(subscriber, matches, period=local_date) if matches else None
+    except Exception as error:
+        logger.exception("composing the preview of subscriber %s failed", subscriber.pk)
+        return EditorPreview(
+            None, f"composing failed: {type(error).__name__}: {error}", today, titles
+        )
+    return EditorPreview(message, "", today, titles)
