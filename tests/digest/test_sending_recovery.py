@@ -1,6 +1,8 @@
 """send_digests from cron, without beat: a rerun after any kill finishes the day
 (digest/sending.py left_over_deliveries, the send_digests command)."""
 
+import random
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +12,10 @@ from django.utils import timezone
 from digest import sending
 from digest.models import Delivery, Paper
 from subscriptions.models import Subscriber
-from tests.conftest import read_outbox
+from tests.conftest import PROJECT_DIR, read_outbox, test_database_url
+
+sys.path.insert(0, str(PROJECT_DIR / "bench"))
+import kill_send  # noqa: E402 - a bench script, found on the path set just above
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +81,54 @@ def test_a_retry_not_yet_due_is_not_sent_early_by_a_rerun(due, outbox):
     call_command("send_digests", "--now", (NOW + timedelta(minutes=1)).isoformat())
 
     assert read_outbox(outbox) == []
+
+
+# The real thing: SIGKILL a real `manage.py send_digests` at random points, then rerun it.
+
+KILL_READERS = 2000
+KILLS = 5
+
+
+def assert_every_reader_got_exactly_one_email(report: kill_send.KillReport, seed: int) -> None:
+    context = f"seed {seed}: {report.line()}; final run said: {report.final_output[-400:]}"
+    assert report.kills == KILLS, context
+    assert report.missing == 0, context
+    assert set(report.per_reader.values()) == {1}, context
+    assert len(report.per_reader) == KILL_READERS, context
+    assert report.statuses == {"sent": KILL_READERS}, context
+    assert report.runs_unfinished == 0, context
+
+
+def test_send_digests_killed_five_times_then_rerun_sends_every_reader_one_email_on_sqlite(
+    tmp_path,
+):
+    seed = random.randrange(1_000_000)
+
+    report = kill_send.kill_and_finish(
+        f"sqlite:///{tmp_path / 'kill.sqlite3'}",
+        tmp_path,
+        readers=KILL_READERS,
+        kills=KILLS,
+        seed=seed,
+        migrate=True,
+    )
+
+    assert_every_reader_got_exactly_one_email(report, seed)
+
+
+@pytest.mark.services
+def test_send_digests_killed_five_times_then_rerun_sends_every_reader_one_email_on_postgres(
+    services, transactional_db, tmp_path
+):
+    seed = random.randrange(1_000_000)
+
+    report = kill_send.kill_and_finish(
+        test_database_url(),
+        tmp_path,
+        readers=KILL_READERS,
+        kills=KILLS,
+        seed=seed,
+        migrate=False,
+    )
+
+    assert_every_reader_got_exactly_one_email(report, seed)
