@@ -34,6 +34,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from digest.composing import compose_digest, list_id_domain
+from digest.ingest.runs import fail_stale_runs
 from digest.matching import Match, select_papers
 from digest.models import DeliveredPaper, Delivery, DigestRun, Paper
 from digest.periods import digest_period
@@ -635,8 +636,9 @@ def round_report(run: DigestRun) -> list[ReportRow]:
 def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
     """Plan and send one round in this process, and the retries of earlier rounds now due. The
     returned run carries `report` (ReportRow list), `earlier_sent` (retries of earlier rounds
-    sent now) and `waiting` (deliveries of any round waiting for a retry). A dry run composes
-    every digest but sends nothing and leaves no trace."""
+    sent now), `waiting` (deliveries of any round waiting for a retry), `held` (claims another
+    process holds) and `stale_ingests` (ingest runs found killed and marked failed now). A dry
+    run composes every digest but sends nothing and leaves no trace."""
     if dry_run:
         with transaction.atomic():
             run = plan_round(now)
@@ -652,6 +654,7 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
             run.report = round_report(run) if run.pk is not None else []
             transaction.set_rollback(True)
         return run
+    stale_ingests = fail_stale_runs(timezone.now())  # an ingest killed mid-run, from cron too
     run = plan_round(now)
     ids = queue_run(run)
     # Without Celery nothing else retries or recovers: earlier rounds' deliveries whose retry
@@ -667,6 +670,7 @@ def run_digest_round(now: datetime, *, dry_run: bool = False) -> DigestRun:
     run.earlier_sent = Delivery.objects.filter(pk__in=earlier, status=Delivery.Status.SENT).count()
     run.waiting = Delivery.objects.filter(status=Delivery.Status.PLANNED).count()
     run.held = Delivery.objects.filter(status=Delivery.Status.SENDING).count()
+    run.stale_ingests = stale_ingests
     return run
 
 

@@ -2,6 +2,8 @@
 (digest/sending.py left_over_deliveries, the send_digests command)."""
 
 import random
+import socket
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +12,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from digest import sending
-from digest.models import Delivery, Paper
+from digest.models import Delivery, IngestRun, Paper
 from subscriptions.models import Subscriber
-from tests.conftest import PROJECT_DIR, read_outbox, test_database_url
+from tests import conftest
+from tests.conftest import PROJECT_DIR, read_outbox
 
 sys.path.insert(0, str(PROJECT_DIR / "bench"))
 import kill_send  # noqa: E402 - a bench script, found on the path set just above
@@ -83,6 +86,26 @@ def test_a_retry_not_yet_due_is_not_sent_early_by_a_rerun(due, outbox):
     assert read_outbox(outbox) == []
 
 
+def test_send_digests_marks_an_ingest_killed_mid_run_failed(capsys):
+    # The run of an ingest whose process was SIGKILLed: still "running", its process gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = IngestRun.objects.create(
+        source="samples/dumps/000.txt",
+        format="daily-text",
+        host=socket.gethostname(),
+        pid=dead.pid,
+        heartbeat_at=timezone.now(),
+    )
+
+    call_command("send_digests", "--now", NOW.isoformat())
+
+    run.refresh_from_db()
+    assert run.status == IngestRun.Status.FAILED and run.finished_at is not None
+    assert f"its process ({dead.pid} on {socket.gethostname()}) ended" in run.error
+    assert f"ingest run {run.pk} of samples/dumps/000.txt: interrupted" in capsys.readouterr().out
+
+
 # The real thing: SIGKILL a real `manage.py send_digests` at random points, then rerun it.
 
 KILL_READERS = 2000
@@ -123,7 +146,7 @@ def test_send_digests_killed_five_times_then_rerun_sends_every_reader_one_email_
     seed = random.randrange(1_000_000)
 
     report = kill_send.kill_and_finish(
-        test_database_url(),
+        conftest.test_database_url(),  # the database this test run created
         tmp_path,
         readers=KILL_READERS,
         kills=KILLS,

@@ -64,5 +64,9 @@ class Command(BaseCommand):
                 f"once their claim is {settings.DIGEST_CLAIM_TIMEOUT_SECONDS:g} s old: "
                 "run send_digests again then"
             )
+        for ingest_run in getattr(run, "stale_ingests", []):
+            self.stdout.write(
+                f"ingest run {ingest_run.pk} of {ingest_run.source}: {ingest_run.error}"
+            )
         if run.status == DigestRun.Status.FAILED:
             raise CommandError(f"the digest round at {moment.isoformat()} failed: {run.error}")
