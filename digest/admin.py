@@ -376,7 +376,7 @@ class PaperMergeAdmin(ReadOnlyAdmin):
         self.message_user(
             request,
             format_html(
-                "Merge #{} undone: {} restored, with {} digest item(s).",
+                "Merge #{} undone: {} restored, with {} digest item(s) and {} rating(s).",
                 merge_id,
                 format_html_join(
                     ", ",
@@ -387,6 +387,7 @@ class PaperMergeAdmin(ReadOnlyAdmin):
                     ),
                 ),
                 result.restored_deliveries,
+                result.restored_ratings,
             ),
         )
 

@@ -15,7 +15,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from digest import sending, tasks
-from digest.models import DeliveredPaper, Delivery, DigestRun, Paper, PaperAlias, PaperMerge
+from digest.models import (
+    DeliveredPaper,
+    Delivery,
+    DigestRun,
+    Paper,
+    PaperAlias,
+    PaperMerge,
+    Rating,
+)
+from subscriptions.models import Subscriber
 
 # The fields ingest writes and an editor may correct; a corrected field is left alone by ingest.
 INGESTED_FIELDS = (
@@ -166,8 +175,9 @@ def merge_papers(paper_ids: Iterable[int], *, keep: int | None = None, merged_by
     """Fold duplicates into the richest of them (or the one `keep` names) and delete the others.
 
     The kept paper takes over the others' deliveries (so nobody is sent the paper again), their
-    sightings (sources, first and last seen, the inputs they were seen in), the highest upvotes,
-    the editor's flags and edits, and any field it lacks, and their identities: their title keys
+    readers' ratings (one per reader), their sightings (sources, first and last seen, the inputs
+    they were seen in), the highest upvotes, the editor's flags and edits, and any field it
+    lacks, and their identities: their title keys
     and arXiv ids (and those of duplicates merged into them before) become aliases of the kept
     paper, so ingest files a later record of theirs under it instead of creating them again.
     A PaperMerge records all of it, so `unmerge` can undo it. All or nothing.
@@ -184,15 +194,18 @@ def merge_papers(paper_ids: Iterable[int], *, keep: int | None = None, merged_by
             "paper": _snapshot([paper])[0],
             "delivered": _snapshot(DeliveredPaper.objects.filter(paper=paper).order_by("pk")),
             "alias_ids": list(paper.aliases.order_by("pk").values_list("pk", flat=True)),
-            "moved_delivered_ids": [],
+            "ratings": _snapshot(Rating.objects.filter(paper=paper).order_by("pk")),
         }
         for paper in removed
     }
 
     moved = _move_deliveries(kept, removed_ids)
+    moved_ratings = _move_ratings(kept, removed_ids)
     for snapshot in removed_snapshots.values():
         delivered_ids = {row["pk"] for row in snapshot["delivered"]}
         snapshot["moved_delivered_ids"] = sorted(delivered_ids & set(moved))
+        rating_ids = {row["pk"] for row in snapshot["ratings"]}
+        snapshot["moved_rating_ids"] = sorted(rating_ids & set(moved_ratings))
 
     for paper in sorted(removed, key=richness, reverse=True):
         for name in ("abstract", "url", "pdf_url"):
@@ -271,6 +284,20 @@ def _move_deliveries(kept: Paper, removed_ids: list[int]) -> list[int]:
     return to_move
 
 
+def _move_ratings(kept: Paper, removed_ids: list[int]) -> list[int]:
+    """Point the duplicates' ratings at the kept paper, one per reader (their own rating of the
+    kept paper first, else their latest of the duplicates); the ids of the ratings moved."""
+    rows = Rating.objects.filter(paper_id__in=[kept.pk, *removed_ids]).values_list(
+        "pk", "subscriber_id", "paper_id", "rated_at"
+    )
+    by_reader: dict[int, list[tuple]] = {}
+    for pk, subscriber_id, paper_id, rated_at in rows:
+        by_reader.setdefault(subscriber_id, []).append((paper_id == kept.pk, rated_at, pk))
+    to_move = [max(items)[2] for items in by_reader.values() if not max(items)[0]]
+    Rating.objects.filter(pk__in=to_move).update(paper=kept)
+    return to_move
+
+
 class CannotUnmerge(Exception):
     pass
 
@@ -280,6 +307,7 @@ class Unmerge:
     kept: Paper
     restored: list[Paper]
     restored_deliveries: int
+    restored_ratings: int
 
 
 @transaction.atomic
@@ -309,35 +337,59 @@ def unmerge(merge_id: int, *, undone_by=None) -> Unmerge:
     kept.save()  # first: it may give back an arXiv id a restored paper holds
     PaperAlias.objects.filter(pk__in=snapshot["created_alias_ids"]).delete()
     _restore([entry["paper"] for entry in removed])
-    restored_deliveries = 0
-    live_deliveries = set(
-        Delivery.objects.filter(
-            pk__in=[row["fields"]["delivery"] for entry in removed for row in entry["delivered"]]
-        ).values_list("pk", flat=True)
-    )
+    restored_deliveries = restored_ratings = 0
     for entry in removed:
         paper_id = entry["paper"]["pk"]
         PaperAlias.objects.filter(pk__in=entry["alias_ids"], paper=kept).update(paper_id=paper_id)
-        restored_deliveries += DeliveredPaper.objects.filter(
-            pk__in=entry["moved_delivered_ids"], paper=kept
-        ).update(paper_id=paper_id)
-        existing = set(
-            DeliveredPaper.objects.filter(
-                pk__in=[row["pk"] for row in entry["delivered"]]
-            ).values_list("pk", flat=True)
+        restored_deliveries += _give_back(
+            DeliveredPaper,
+            entry["delivered"],
+            moved_ids=entry["moved_delivered_ids"],
+            kept=kept,
+            paper_id=paper_id,
+            parent=("delivery", Delivery),
         )
-        missing = [
-            row
-            for row in entry["delivered"]
-            if row["pk"] not in existing and row["fields"]["delivery"] in live_deliveries
-        ]
-        _restore(missing)
-        restored_deliveries += len(missing)
+        restored_ratings += _give_back(
+            Rating,
+            entry.get("ratings", []),
+            moved_ids=entry.get("moved_rating_ids", []),
+            kept=kept,
+            paper_id=paper_id,
+            parent=("subscriber", Subscriber),
+        )
     record.undone_at = timezone.now()
     record.undone_by = undone_by
     record.save(update_fields=["undone_at", "undone_by"])
     restored = list(Paper.objects.filter(pk__in=[entry["paper"]["pk"] for entry in removed]))
-    return Unmerge(kept=kept, restored=restored, restored_deliveries=restored_deliveries)
+    return Unmerge(
+        kept=kept,
+        restored=restored,
+        restored_deliveries=restored_deliveries,
+        restored_ratings=restored_ratings,
+    )
+
+
+def _give_back(model, snapshot: list[dict], *, moved_ids, kept, paper_id, parent) -> int:
+    """Rows of a merged-away paper back to it: the ones the merge moved to the kept paper (if
+    they are still there), and the ones it deleted (if what they belong to, a delivery or a
+    reader, still exists). How many came back."""
+    count = model.objects.filter(pk__in=moved_ids, paper=kept).update(paper_id=paper_id)
+    field, parent_model = parent
+    existing = set(
+        model.objects.filter(pk__in=[row["pk"] for row in snapshot]).values_list("pk", flat=True)
+    )
+    live_parents = set(
+        parent_model.objects.filter(pk__in=[row["fields"][field] for row in snapshot]).values_list(
+            "pk", flat=True
+        )
+    )
+    missing = [
+        row
+        for row in snapshot
+        if row["pk"] not in existing and row["fields"][field] in live_parents
+    ]
+    _restore(missing)
+    return count + len(missing)
 
 
 def _identities_taken(removed: list[dict], kept: Paper) -> str:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from digest.ingest import ingest
-from digest.models import Paper, PaperAlias, PaperMerge
+from digest.models import Paper, PaperAlias, PaperMerge, Rating
 from tests.config.test_csp import assert_passes_its_policy
 from tests.digest.test_admin import NOW, make_delivery, make_paper, make_subscriber
 
@@ -174,6 +174,27 @@ def test_undo_restores_the_merged_away_paper_its_digest_items_and_the_kept_field
     }
     merge.refresh_from_db()
     assert merge.undone_at is not None and merge.undone_by.username == "admin"
+
+
+def test_ratings_follow_the_merge_and_come_back_with_the_undo(admin_client):
+    specdec, spectr = two_different_papers()
+    both, one, other = (make_subscriber(f"{name}@example.com") for name in ("both", "one", "other"))
+    Rating.objects.create(subscriber=both, paper=specdec, value=Rating.Value.MORE)
+    Rating.objects.create(subscriber=both, paper=spectr, value=Rating.Value.LESS)
+    Rating.objects.create(subscriber=one, paper=spectr, value=Rating.Value.LESS)
+    Rating.objects.create(subscriber=other, paper=specdec, value=Rating.Value.MORE)
+    before = sorted(Rating.objects.values_list("pk", "subscriber_id", "paper_id", "value"))
+    confirm_merge(admin_client, [specdec, spectr], keep=specdec)
+    assert sorted(Rating.objects.values_list("subscriber__email", "paper_id", "value")) == [
+        ("both@example.com", specdec.pk, 1),  # their rating of the kept paper stands
+        ("one@example.com", specdec.pk, -1),  # follows the paper it rated
+        ("other@example.com", specdec.pk, 1),
+    ]
+
+    response = undo(admin_client, PaperMerge.objects.get())
+
+    assert "with 0 digest item(s) and 2 rating(s)" in response.content.decode()
+    assert sorted(Rating.objects.values_list("pk", "subscriber_id", "paper_id", "value")) == before
 
 
 def test_after_undo_a_dump_with_both_papers_keeps_them_apart(admin_client):
