@@ -151,6 +151,13 @@ ACTORS = {
     "changes topics": 13,
     "unsubscribes late": 16,
     "weekly, pauses": 19,
+    "moves across the date line": 17,
+    "moves and goes weekly": 20,
+}
+# New schedules on the preference page: (zone, send hour, frequency, weekday).
+MOVES = {
+    "moves across the date line": ("Pacific/Pago_Pago", 0, "daily", 0),  # from Kiritimati, -25 h
+    "moves and goes weekly": ("Asia/Kathmandu", 6, "weekly", 2),  # from Santiago, daily
 }
 NEW_TOPICS = "diffusion models\ncontinual learning\n-survey"
 
@@ -174,6 +181,9 @@ PLAN = [
     Step(12, timedelta(hours=8, minutes=10), "change topics", "changes topics"),
     Step(13, timedelta(hours=20, minutes=10), "soft bounce", "bounces softly once"),
     Step(14, EDIT_AT, "hide a sent paper"),
+    Step(16, timedelta(hours=12, minutes=10), "change schedule", "moves across the date line"),
+    Step(18, timedelta(hours=18, minutes=10), "change schedule", "moves and goes weekly"),
+    Step(24, timedelta(minutes=20), "ingest the listing again"),
     Step(20, timedelta(hours=3, minutes=10), "one-click unsubscribe", "unsubscribes late"),
     Step(22, timedelta(hours=9, minutes=10), "pause", "weekly, pauses"),
 ]
@@ -350,6 +360,34 @@ class Month:
         )
         assert response.status_code == 200 and b"Saved" in response.content
         self.account.topics_changed_at = now
+
+    def do_change_schedule(self, who: str, now: datetime) -> None:
+        zone, hour, frequency, weekday = MOVES[self.role_of(who)]
+        subscriber = Subscriber.objects.get(email=who)
+        response = self.web.post(
+            self.preferences_path(who),
+            {
+                "topics": subscriber.topics,
+                "frequency": frequency,
+                "weekday": weekday,
+                "send_hour": hour,
+                "time_zone": zone,
+                "papers_per_digest": subscriber.papers_per_digest,
+            },
+        )
+        assert response.status_code == 200 and b"Saved" in response.content
+        moved = Reader(who, subscriber.topics, zone, hour, frequency, weekday)
+        self.readers[who] = moved  # the account's due dates follow from the next tick on
+
+    def role_of(self, who: str) -> str:
+        return next(role for role, number in ACTORS.items() if self.by_number[number] == who)
+
+    def do_ingest_the_listing_again(self, now: datetime) -> None:
+        """A cron job run twice: the same file changes nothing."""
+        path = self.tmp_path / f"listing-{now.date()}.json"
+        call_command("ingest", str(path), stdout=StringIO())
+        run = IngestRun.objects.filter(source=str(path)).order_by("-pk").first()
+        assert (run.created, run.updated, run.unchanged) == (0, 0, run.records)
 
     def do_one_click_unsubscribe(self, who: str, now: datetime) -> None:
         header = self.last_email(who).headers["List-Unsubscribe"]
@@ -550,6 +588,22 @@ class Month:
             )
             assert topics <= set(NEW_TOPICS.splitlines())
 
+    def duplicates(self) -> int:
+        """Digests handed over more than once, and papers a reader got more than once."""
+        handovers = Counter(email.message_id for email in self.account.emails.values())
+        return sum(n - 1 for n in handovers.values()) + sum(
+            len(papers) - len(set(map(self.paper_now, papers)))
+            for papers in self.per_reader_papers.values()
+        )
+
+    def check_daylight_saving_days_were_due(self) -> None:
+        """The account itself, on the days a clock jumps: a send hour the clock skips (Berlin
+        at 02:00 on 29 March) or passes twice (Adelaide, Auckland, Lord Howe on 5 April)."""
+        for number, day in [(2, "2026-03-29"), (53, "2026-04-05"), (13, "2026-04-05"),
+                            (37, "2026-04-05"), (21, "2026-03-27")]:  # fmt: skip
+            reader = self.readers[self.by_number[number]]
+            assert (reader.email, date.fromisoformat(day)) in self.account.expected, reader
+
     # --- the month ----------------------------------------------------------------------------
 
     def run(self, days: int, errors: ErrorLog) -> str:
@@ -574,11 +628,14 @@ class Month:
             last_tick = midnight + timedelta(days=1) - TICK
             self.tick(last_tick + BEAT_AFTER_LAST_TICK)  # beat's next tick counts the runs
             self.check_day(errors)
+        if days == DAYS:
+            self.check_daylight_saving_days_were_due()
         statuses = Counter(Delivery.objects.values_list("status", flat=True))
         return (
             f"month: {days} days, {len(self.readers)} readers, "
             f"{len(self.account.emails):,} digests, {statuses['skipped']:,} skips, "
-            f"0 duplicates, {len(errors.records)} errors, {self.account.ticks:,} ticks, "
+            f"{self.duplicates()} duplicates, {len(errors.records)} errors, "
+            f"{self.account.ticks:,} ticks, "
             f"{monotonic_time.monotonic() - started:.0f} s"
         )
 
