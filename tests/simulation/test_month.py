@@ -159,6 +159,7 @@ MOVES = {
     "moves across the date line": ("Pacific/Pago_Pago", 0, "daily", 0),  # from Kiritimati, -25 h
     "moves and goes weekly": ("Asia/Kathmandu", 6, "weekly", 2),  # from Santiago, daily
 }
+NEWCOMER = Reader("newcomer@example.org", BROAD, "Asia/Kolkata", 9)
 NEW_TOPICS = "diffusion models\ncontinual learning\n-survey"
 
 
@@ -184,6 +185,9 @@ PLAN = [
     Step(16, timedelta(hours=12, minutes=10), "change schedule", "moves across the date line"),
     Step(18, timedelta(hours=18, minutes=10), "change schedule", "moves and goes weekly"),
     Step(24, timedelta(minutes=20), "ingest the listing again"),
+    Step(8, timedelta(hours=10, minutes=10), "sign up a newcomer"),
+    Step(19, EDIT_AT, "pin a sent paper"),
+    Step(21, timedelta(hours=10, minutes=10), "sign up again", "unsubscribes early"),
     Step(20, timedelta(hours=3, minutes=10), "one-click unsubscribe", "unsubscribes late"),
     Step(22, timedelta(hours=9, minutes=10), "pause", "weekly, pauses"),
 ]
@@ -282,6 +286,7 @@ class Month:
         self.admin = Client()
         self.editor = get_user_model().objects.create_superuser("editor", "ed@example.org", "pw")
         self.per_reader_papers: dict[str, list[int]] = defaultdict(list)  # papers emailed
+        self.consent_emails: dict[str, Email] = {}  # by outbox file name
 
     def actor(self, role: str) -> str:
         return self.by_number[ACTORS[role]]
@@ -389,6 +394,58 @@ class Month:
         run = IngestRun.objects.filter(source=str(path)).order_by("-pk").first()
         assert (run.created, run.updated, run.unchanged) == (0, 0, run.records)
 
+    def do_sign_up_a_newcomer(self, now: datetime) -> None:
+        self.sign_up(NEWCOMER, now)
+
+    def do_sign_up_again(self, who: str, now: datetime) -> None:
+        self.sign_up(self.readers[who], now)
+
+    def sign_up(self, reader: Reader, now: datetime) -> None:
+        """The form on the site, then the button behind the link in the confirmation email."""
+        response = self.web.post(
+            "/subscribe/",
+            {
+                "email": reader.email,
+                "topics": reader.topics,
+                "frequency": reader.frequency,
+                "weekday": reader.weekday,
+                "send_hour": reader.send_hour,
+                "time_zone": reader.zone,
+                "website": "",
+            },
+        )
+        assert response.status_code == 302, response.content[:2000]
+        confirm = urlsplit(self.confirmation_link(reader.email)).path
+        assert self.web.get(confirm).status_code == 200
+        assert self.web.post(confirm).status_code == 200
+        assert Subscriber.objects.get(email=reader.email).status == Subscriber.Status.ACTIVE
+        self.readers[reader.email] = reader
+        self.account.active.setdefault(reader.email, [(START, False)]).append((now, True))
+
+    def confirmation_link(self, address: str, timeout: float = 30) -> str:
+        """The link in the newest confirmation email to `address` (a worker may still be
+        sending it)."""
+        deadline = monotonic_time.monotonic() + timeout
+        seen = {name for name, email in self.consent_emails.items() if email.to == address}
+        while True:
+            self.read_outbox()
+            new = [e for n, e in self.consent_emails.items() if e.to == address and n not in seen]
+            if new:
+                return re.search(r"https?://\S+/confirm/[^/\s]+/", new[-1].text)[0]
+            assert monotonic_time.monotonic() < deadline, f"no confirmation email to {address}"
+            monotonic_time.sleep(0.05)
+
+    def do_pin_a_sent_paper(self, now: datetime) -> None:
+        recent = [arxiv_id for ids in self.listings.by_day[-3:-1] for arxiv_id in ids]
+        paper = Paper.objects.get(arxiv_id=self.most_delivered(recent))
+        self.admin.force_login(self.editor)
+        response = self.admin.post(
+            "/admin/digest/paper/", {"action": "pin", "_selected_action": [paper.pk]}
+        )
+        assert response.status_code == 302
+        paper.refresh_from_db()
+        assert paper.pinned
+
     def do_one_click_unsubscribe(self, who: str, now: datetime) -> None:
         header = self.last_email(who).headers["List-Unsubscribe"]
         url = re.search(r"<(https?://[^>]+/one-click/)>", header)[1]
@@ -475,10 +532,11 @@ class Month:
         return counts.most_common(1)[0][0]
 
     def read_outbox(self) -> list[Email]:
-        """Parse the files that arrived since the last call."""
+        """Parse the files that arrived since the last call; return the new digests (the
+        confirmation emails go to `consent_emails`)."""
         new = []
         for path in sorted(self.outbox.glob("*.eml")) if self.outbox.exists() else []:
-            if path.name in self.account.emails:
+            if path.name in self.account.emails or path.name in self.consent_emails:
                 continue
             message = message_from_bytes(path.read_bytes(), policy=policy.default)
             email = Email(
@@ -487,8 +545,11 @@ class Month:
                 text=message.get_body(("plain",)).get_content(),
                 headers=message,
             )
-            self.account.emails[path.name] = email
-            new.append(email)
+            if email.message_id.startswith("<digest."):
+                self.account.emails[path.name] = email
+                new.append(email)
+            else:
+                self.consent_emails[path.name] = email
         return new
 
     def last_email(self, who: str) -> Email:
