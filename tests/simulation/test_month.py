@@ -576,6 +576,8 @@ class Month:
     def check_day(self, errors: ErrorLog) -> None:
         assert not errors.records, [record.getMessage() for record in errors.records]
         assert not DigestRun.objects.filter(finished_at__isnull=True).exists()
+        runs = DigestRun.objects.exclude(status=DigestRun.Status.FINISHED)
+        assert not runs.exists(), list(runs.values("status", "error"))
         assert set(IngestRun.objects.values_list("status", flat=True)) == {"succeeded"}
         assert not IngestRun.objects.filter(finished_at__isnull=True).exists()
 
