@@ -3,7 +3,11 @@ the confirmation email, read back with the email package."""
 
 import pytest
 from django.urls import reverse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from config.emails import render_email
+from subscriptions.models import Subscriber
 from tests.conftest import read_outbox
 from tests.subscriptions.conftest import sign_up_data
 
@@ -88,3 +92,19 @@ def test_weekly_on_says_it_is_for_weekly_digests_until_a_script_hides_it(client)
 
     assert '<label for="id_weekday">Weekly on (weekly only)</label>' in page
     assert '<script src="/static/pages/weekday.js" defer></script>' in page
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_typed_topics_come_back_verbatim_in_the_text_part(topics):
+    reader = Subscriber(email="ada@example.org", topics=topics, time_zone="Europe/Paris")
+    context = {"subscriber": reader, "confirm_url": "C", "preferences_url": "P", "lifetime_days": 7}
+
+    _, text, _ = render_email("confirm", context)
+
+    for topic in reader.wanted_topics:
+        assert f"  - {topic}\n" in text
+    for word in reader.excluded_words:
+        assert f"  - {word}\n" in text.split("Leaving out papers that mention:")[1]
+    assert len(reader.wanted_topics) + len(reader.excluded_words) <= len(reader.topic_lines)
+    assert "When: every day at 07:00 (Europe/Paris)" in text
