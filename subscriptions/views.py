@@ -180,7 +180,12 @@ def unsubscribe(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
         consent.unsubscribe(subscriber, source=SuppressionEvent.Source.LINK, reason=reason)
         context = {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)}
         return render(request, "pages/unsubscribed.html", context)
-    return render(request, "pages/unsubscribe.html", {"subscriber": subscriber, "reasons": REASONS})
+    context = {
+        "subscriber": subscriber,
+        "reasons": REASONS,
+        "preferences_url": links.preferences_url(subscriber),
+    }
+    return render(request, "pages/unsubscribe.html", context)
 
 
 @csrf_exempt

@@ -40,6 +40,10 @@
     clearTimeout(timer);
     timer = setTimeout(load, DELAY_MS);
   });
+  var count = form.querySelector("[name=papers_per_digest]");
+  if (count) {
+    count.addEventListener("change", function () { load(true); });
+  }
   var button = form.querySelector("button[name=action][value=preview]");
   if (button) {
     button.addEventListener("click", function (event) {

@@ -132,3 +132,10 @@ def test_subscribe_again_right_after_a_recent_sign_up_still_gets_its_email(
     client.post(preferences_url(reader), {"action": "resubscribe"})
 
     assert [purpose for purpose, _ in links_in(outbox)] == ["confirm", "preferences"]
+
+
+def test_unsubscribe_link_opened_again_offers_to_subscribe_again(client, unsubscribed):
+    token = links.make_token(unsubscribed, "unsubscribe")
+
+    page = client.get(reverse("subscriptions:unsubscribe", kwargs={"token": token})).content
+    assert f'<a href="{links.preferences_url(unsubscribed)}">Subscribe again</a>' in page.decode()
