@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from digest.ingest.daily_text import parse_daily_text
-from digest.ingest.records import PaperRecord, title_key
+from digest.ingest.records import PaperRecord
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 NEW_SAMPLES_PER_DAY = 15
@@ -70,7 +70,6 @@ class ListedPaper:
     title: str
     abstract: str
     upvotes: int
-    matchable: bool = True  # False: written so that no reader's topics match it
 
     def entry(self, day: date) -> dict:
         return {
@@ -174,11 +173,8 @@ class Listings:
             "track the seasons (±0.2‰)."
         )
         return ListedPaper(
-            self._new_id(day_number, serial), title, abstract, self.rng.randrange(0, 20), False
+            self._new_id(day_number, serial), title, abstract, self.rng.randrange(0, 20)
         )
-
-    def title_keys_of(self, arxiv_ids: list[str]) -> set[str]:
-        return {title_key(self.listed[arxiv_id].title) for arxiv_id in arxiv_ids}
 
     def write(self, entries: list[dict], path: Path) -> Path:
         path.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")

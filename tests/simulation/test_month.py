@@ -347,6 +347,7 @@ class Month:
         assert self.web.get(page).status_code == 200
         response = self.web.post(page, {"action": "pause"})
         assert response.status_code == 200 and b"Paused" in response.content
+        assert self.status_of(who) == Subscriber.Status.PAUSED
         self.account.set_active(who, now, False)
 
     def do_resume(self, who: str, now: datetime) -> None:
@@ -455,14 +456,20 @@ class Month:
         url = re.search(r"<(https?://[^>]+/one-click/)>", header)[1]
         response = self.web.post(urlsplit(url).path, {"List-Unsubscribe": "One-Click"})
         assert response.status_code == 200
+        assert self.status_of(who) == Subscriber.Status.UNSUBSCRIBED
         self.account.set_active(who, now, False)
 
     def do_hard_bounce(self, who: str, now: datetime) -> None:
         assert self.bounce(who, "HardBounce").status_code == 200
+        assert self.status_of(who) == Subscriber.Status.BOUNCED
         self.account.set_active(who, now, False)
 
     def do_soft_bounce(self, who: str, now: datetime) -> None:
-        assert self.bounce(who, "SoftBounce").status_code == 200  # one of three: still active
+        assert self.bounce(who, "SoftBounce").status_code == 200
+        assert self.status_of(who) == Subscriber.Status.ACTIVE  # one soft bounce of three
+
+    def status_of(self, who: str) -> str:
+        return Subscriber.objects.get(email=who).status
 
     def bounce(self, who: str, kind: str):
         payload = {
