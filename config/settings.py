@@ -112,16 +112,27 @@ CELERY_BEAT_SCHEDULE = {
         "task": "digest.tasks.plan_and_send",
         "schedule": crontab(minute="*/5"),
     },
+    # Confirmation emails of sign-ups made while the broker was down.
+    "send-owed-consent-emails": {
+        "task": "subscriptions.tasks.send_owed_emails",
+        "schedule": crontab(minute="*"),
+    },
 }
 
 # Cache: Redis when configured (rate limits and locks must be shared between processes).
 CACHE_URL = os.environ.get("CACHE_URL", CELERY_BROKER_URL if "redis" in CELERY_BROKER_URL else "")
 if CACHE_URL:
+    # A Redis outage degrades (reads miss, writes are dropped, rate limits count in the
+    # database) instead of failing every page; a silent Redis is given up on within a second.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.DegradingRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "paperboy"),
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("CACHE_TIMEOUT_SECONDS", "1")),
+                "socket_timeout": float(os.environ.get("CACHE_TIMEOUT_SECONDS", "1")),
+            },
         }
     }
 else:

@@ -1,9 +1,13 @@
 """Consent: sign-up with double opt-in, confirmation, preferences, unsubscribe, suppression and
 erasure. Every change of who may be emailed goes through here."""
 
+import copy
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -11,7 +15,11 @@ from django.utils import timezone
 
 from config.emails import send_email
 from subscriptions import links
-from subscriptions.models import Subscriber, SuppressionEvent
+from subscriptions.models import OwedEmail, SignUpRequest, Subscriber, SuppressionEvent
+
+logger = logging.getLogger(__name__)
+# What queueing a task raises when the broker cannot be reached.
+BROKER_DOWN = (kombu.exceptions.OperationalError, redis.RedisError, ConnectionError, TimeoutError)
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 PREFERENCE_FIELDS = (
@@ -42,10 +50,15 @@ class SignUp:
 
 def sign_up(request: SignUp) -> None:
     """Record a sign-up and email the address; what happens is never told back to the caller, so
-    the response cannot reveal whether an address is subscribed."""
+    the response cannot reveal whether an address is subscribed.
+
+    A sign-up for an address already here changes nothing on that reader: an active one is told
+    they already subscribe; for a pending or unsubscribed one the request waits as a
+    SignUpRequest, applied when its confirmation link is followed; a bounced or complained one
+    is not emailed at all (only an editor lifts that)."""
     subscriber = _create_pending(request)  # most sign-ups are new addresses: insert first
     if subscriber is not None:
-        _email_confirmation(subscriber)
+        _queue_email(subscriber, "confirm")
         return
     subscriber = Subscriber.objects.with_email(request.email).first()
     if subscriber is None:
@@ -54,13 +67,23 @@ def sign_up(request: SignUp) -> None:
         _send_existing(subscriber)  # an email, not a change
         return
     if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
-        for name, value in request.preferences.items():
-            setattr(subscriber, name, value)
-        subscriber.status = Subscriber.Status.PENDING
-        _record_consent(subscriber, request)
-        subscriber.save()
-    # Bounced or complained addresses keep their state until the owner confirms.
-    send_confirmation(subscriber)
+        if not _claim_email_slot(subscriber):
+            return  # one confirmation an hour: this request would have no link to confirm it
+        _prune_sign_up_requests()
+        pending = SignUpRequest.objects.create(
+            subscriber=subscriber,
+            preferences=request.preferences,
+            consent_ip=request.ip or None,
+            consent_text=request.consent_text,
+        )
+        _queue_email(subscriber, "confirm", sign_up_request=pending)
+
+
+def _prune_sign_up_requests() -> None:
+    """A request lives no longer than the link that can apply it."""
+    SignUpRequest.objects.filter(
+        requested_at__lt=timezone.now() - links.LIFETIMES["confirm"]
+    ).delete()
 
 
 def _create_pending(request: SignUp) -> Subscriber | None:
@@ -123,21 +146,51 @@ def _send_existing(subscriber: Subscriber) -> bool:
     return True
 
 
-def _queue_email(subscriber: Subscriber, template: str) -> None:
+def _queue_email(
+    subscriber: Subscriber, template: str, *, sign_up_request: SignUpRequest | None = None
+) -> None:
+    """Queue the email for a worker; when the broker is down, owe it (send_owed_emails)."""
     # Queued after the row is committed (callers run in autocommit, as views do); the task
     # retries if a caller's transaction has not committed yet when a worker picks it up.
     from subscriptions.tasks import send_consent_email
 
-    send_consent_email.delay(subscriber.pk, template)
+    request_id = sign_up_request.pk if sign_up_request else None
+    try:
+        send_consent_email.delay(subscriber.pk, template, request_id)
+    except BROKER_DOWN as error:
+        logger.warning("Broker down, %s email to #%s owed: %r", template, subscriber.pk, error)
+        OwedEmail.objects.create(
+            subscriber=subscriber, template=template, sign_up_request=sign_up_request
+        )
+
+
+def send_owed_emails(limit: int = 500) -> int:
+    """Queue the consent emails owed since the broker went down; how many were queued. Stops at
+    the first that cannot be queued (the broker is still down): the rest stay owed."""
+    from subscriptions.tasks import send_consent_email
+
+    queued = 0
+    for owed in OwedEmail.objects.order_by("pk")[:limit]:
+        try:
+            send_consent_email.delay(owed.subscriber_id, owed.template, owed.sign_up_request_id)
+        except BROKER_DOWN as error:
+            logger.warning("Broker still down, owed consent emails wait: %r", error)
+            break
+        owed.delete()
+        queued += 1
+    return queued
 
 
 class SubscriberNotCommitted(Exception):
     """The task ran before the row it was queued for became visible: retry."""
 
 
-def deliver_consent_email(subscriber_id: int, template: str) -> None:
+def deliver_consent_email(
+    subscriber_id: int, template: str, sign_up_request_id: int | None = None
+) -> None:
     """Render and send a confirmation ("confirm") or an "already subscribed" reminder
-    ("confirm-existing")."""
+    ("confirm-existing"). A confirmation for a SignUpRequest shows what that request asked for,
+    and its link applies it."""
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
         # Not committed yet (the task retries a few times), or erased meanwhile (it gives up).
@@ -145,11 +198,23 @@ def deliver_consent_email(subscriber_id: int, template: str) -> None:
     context = {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)}
     headers = None
     if template == "confirm":
-        context["confirm_url"] = links.confirm_url(subscriber)
+        pending = subscriber.sign_up_requests.filter(pk=sign_up_request_id).first()
+        if pending is not None:
+            context["subscriber"] = as_requested(subscriber, pending)
+        context["confirm_url"] = links.confirm_url(subscriber, sign_up_request=pending)
         context["lifetime_days"] = links.LIFETIMES["confirm"].days
     else:
         headers = _list_unsubscribe_headers(subscriber)
     send_email(template, subscriber.email, context, headers=headers)
+
+
+def as_requested(subscriber: Subscriber, pending: SignUpRequest) -> Subscriber:
+    """An unsaved copy of the subscriber with a request's preferences, to show what it asks."""
+    shown = copy.copy(subscriber)
+    for name in PREFERENCE_FIELDS:
+        if name in pending.preferences:
+            setattr(shown, name, pending.preferences[name])
+    return shown
 
 
 def _list_unsubscribe_headers(subscriber: Subscriber) -> dict[str, str]:
@@ -183,20 +248,37 @@ def consent_withdrawn(subscriber: Subscriber) -> bool:
     return subscriber.consent_at is None or subscriber.consent_at < subscriber.unsubscribed_at
 
 
-def confirm(subscriber: Subscriber, *, ip: str | None = None, consent_text: str = "") -> bool:
+def confirm(
+    subscriber: Subscriber,
+    *,
+    sign_up_request_id: int | None = None,
+    ip: str | None = None,
+    consent_text: str = "",
+) -> bool:
     """Start sending to a subscriber who followed their confirmation link; False if already on.
-    A reader coming back after unsubscribing gives consent again here (`consent_text`, what the
+    A link sent for a SignUpRequest applies what it asked for, and records that consent. A reader
+    coming back after unsubscribing gives consent again here (`consent_text`, what the
     confirmation page said), and it is recorded."""
     if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
         return False
-    if consent_text and consent_withdrawn(subscriber):
-        _record_consent(subscriber, SignUp(subscriber.email, {}, ip, consent_text))
-    subscriber.status = Subscriber.Status.ACTIVE
-    subscriber.confirmed_at = timezone.now()
-    subscriber.unsubscribed_at = None
-    subscriber.unsubscribe_reason = ""
-    subscriber.soft_bounces = 0
-    subscriber.save()
+    with transaction.atomic():
+        pending = subscriber.sign_up_requests.filter(pk=sign_up_request_id).first()
+        if pending is not None:
+            for name in PREFERENCE_FIELDS:
+                if name in pending.preferences:
+                    setattr(subscriber, name, pending.preferences[name])
+            subscriber.consent_at = pending.requested_at
+            subscriber.consent_ip = pending.consent_ip
+            subscriber.consent_text = pending.consent_text
+        elif consent_text and consent_withdrawn(subscriber):
+            _record_consent(subscriber, SignUp(subscriber.email, {}, ip, consent_text))
+        subscriber.status = Subscriber.Status.ACTIVE
+        subscriber.confirmed_at = timezone.now()
+        subscriber.unsubscribed_at = None
+        subscriber.unsubscribe_reason = ""
+        subscriber.soft_bounces = 0
+        subscriber.save()
+        subscriber.sign_up_requests.all().delete()  # their links died with this confirmation
     return True
 
 

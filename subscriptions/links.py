@@ -2,7 +2,8 @@
 
 A token names the subscriber and a purpose, and carries a fragment of a hash of the address, so a
 token for a deleted subscriber never opens another one who happens to get the same id. A confirm
-token also hashes when the subscriber last confirmed, so it dies once used.
+token also hashes when the subscriber last confirmed, so it dies once used, and may name the
+SignUpRequest whose preferences confirming applies.
 """
 
 import hashlib
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from subscriptions.models import Subscriber
+from subscriptions.models import SignUpRequest, Subscriber
 
 SALT = "paperboy.subscriptions.links"
 # How long a link of each purpose stays valid; None: as long as the subscriber exists.
@@ -42,7 +43,9 @@ def _state_fingerprint(subscriber: Subscriber, purpose: str) -> str:
     return hashlib.sha256(confirmed.encode()).hexdigest()[:8]
 
 
-def make_token(subscriber: Subscriber, purpose: str) -> str:
+def make_token(
+    subscriber: Subscriber, purpose: str, *, sign_up_request_id: int | None = None
+) -> str:
     if purpose not in LIFETIMES:
         raise ValueError(f"unknown link purpose {purpose!r}")
     payload = [
@@ -51,14 +54,22 @@ def make_token(subscriber: Subscriber, purpose: str) -> str:
         _address_fingerprint(subscriber.email),
         _state_fingerprint(subscriber, purpose),
     ]
+    if sign_up_request_id is not None:
+        payload.append(sign_up_request_id)
     return signing.TimestampSigner(salt=SALT).sign_object(payload, compress=True)
+
+
+def sign_up_request_id(token: str) -> int | None:
+    """The SignUpRequest a confirm link was sent for (read_token has checked the token)."""
+    payload = signing.TimestampSigner(salt=SALT).unsign_object(token)
+    return payload[4] if len(payload) > 4 else None
 
 
 def read_token(token: str, purpose: str) -> Subscriber:
     lifetime = LIFETIMES[purpose]
     signer = signing.TimestampSigner(salt=SALT)
     try:
-        subscriber_id, signed_purpose, fingerprint, state = signer.unsign_object(
+        subscriber_id, signed_purpose, fingerprint, state, *_request = signer.unsign_object(
             token, max_age=lifetime
         )
     except signing.SignatureExpired as error:
@@ -79,8 +90,10 @@ def absolute_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def confirm_url(subscriber: Subscriber) -> str:
-    token = make_token(subscriber, "confirm")
+def confirm_url(subscriber: Subscriber, *, sign_up_request: SignUpRequest | None = None) -> str:
+    token = make_token(
+        subscriber, "confirm", sign_up_request_id=sign_up_request.pk if sign_up_request else None
+    )
     return absolute_url(reverse("subscriptions:confirm", kwargs={"token": token}))
 
 

@@ -149,3 +149,46 @@ class SuppressionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.occurred_at:%Y-%m-%d})"
+
+
+class SignUpRequest(models.Model):
+    """An anonymous sign-up for an address already here (pending or unsubscribed): what it asked
+    for waits here, and changes the reader only when the confirmation link it sent is followed,
+    so nobody but the mailbox's owner can change a reader's topics, schedule or consent."""
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="sign_up_requests"
+    )
+    preferences = models.JSONField(help_text="The preference fields the sign-up form asked for.")
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
+    consent_text = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Sign-up request of {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class OwedEmail(models.Model):
+    """A consent email that could not be queued (the broker was down): `send_owed_emails` queues
+    it again once the broker is back, so a sign-up made during an outage is still confirmed."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="+")
+    template = models.CharField(max_length=32)
+    sign_up_request = models.ForeignKey(
+        SignUpRequest, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.template} email owed since {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ThrottleWindow(models.Model):
+    """Rate-limit counters kept in the database while the shared cache (Redis) is down."""
+
+    key = models.CharField(max_length=100, unique=True)
+    hits = models.PositiveIntegerField(default=0)
+    ends_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits} until {self.ends_at:%H:%M:%S}"

@@ -1,10 +1,19 @@
 from celery import shared_task
 
-from subscriptions import consent
+from subscriptions import consent, throttling
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=6)
-def send_consent_email(subscriber_id: int, template: str) -> None:
+def send_consent_email(
+    subscriber_id: int, template: str, sign_up_request_id: int | None = None
+) -> None:
     """Send a confirmation (or "you already subscribe") email off the request path, so a sign-up
     never waits on the ESP; an ESP error retries with backoff."""
-    consent.deliver_consent_email(subscriber_id, template)
+    consent.deliver_consent_email(subscriber_id, template, sign_up_request_id)
+
+
+@shared_task
+def send_owed_emails() -> int:
+    """Queue the consent emails owed while the broker was down; drop expired rate-limit rows."""
+    throttling.forget_expired_windows()
+    return consent.send_owed_emails()

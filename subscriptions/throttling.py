@@ -1,12 +1,20 @@
 """Fixed-window counters in the shared cache (Redis in production), so every web process sees the
-same count."""
+same count; while Redis is down they are kept in the database instead (ThrottleWindow), so an
+outage of the cache never turns the limits off."""
 
 import hashlib
+from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
+
+from config.cache import DegradingRedisCache, RedisUnavailable
+from subscriptions.models import ThrottleWindow
 
 HOUR = 60 * 60
 
@@ -29,18 +37,51 @@ def _redis_client(backend: RedisCache):
 def _count(cache_key: str, window: int) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        # One round trip: open the window if it is not open yet, then count this hit.
-        key = backend.make_and_validate_key(cache_key)
-        pipeline = _redis_client(backend).pipeline(transaction=False)
-        pipeline.set(key, 0, ex=window, nx=True)
-        pipeline.incr(key)
-        return pipeline.execute()[1]
+        try:
+            return _count_in_redis(backend, cache_key, window)
+        except (redis.RedisError, RedisUnavailable):
+            return _count_in_database(cache_key, window)
     backend.add(cache_key, 0, timeout=window)
     try:
         return backend.incr(cache_key)
     except ValueError:  # expired between add and incr: this hit opens a new window
         backend.set(cache_key, 1, timeout=window)
         return 1
+
+
+def _count_in_redis(backend: RedisCache, cache_key: str, window: int) -> int:
+    if isinstance(backend, DegradingRedisCache):
+        return backend.attempt(lambda: _pipelined_count(backend, cache_key, window))
+    return _pipelined_count(backend, cache_key, window)
+
+
+def _pipelined_count(backend: RedisCache, cache_key: str, window: int) -> int:
+    # One round trip: open the window if it is not open yet, then count this hit.
+    key = backend.make_and_validate_key(cache_key)
+    pipeline = _redis_client(backend).pipeline(transaction=False)
+    pipeline.set(key, 0, ex=window, nx=True)
+    pipeline.incr(key)
+    return pipeline.execute()[1]
+
+
+def _count_in_database(cache_key: str, window: int) -> int:
+    """The same fixed window, in a row locked for the increment."""
+    now = timezone.now()
+    with transaction.atomic():
+        row, created = ThrottleWindow.objects.select_for_update().get_or_create(
+            key=cache_key, defaults={"hits": 1, "ends_at": now + timedelta(seconds=window)}
+        )
+        if created:
+            return 1
+        if row.ends_at <= now:
+            row.hits, row.ends_at = 0, now + timedelta(seconds=window)
+        row.hits += 1
+        row.save(update_fields=["hits", "ends_at"])
+        return row.hits
+
+
+def forget_expired_windows() -> None:
+    ThrottleWindow.objects.filter(ends_at__lt=timezone.now()).delete()
 
 
 def client_ip(request: HttpRequest) -> str:

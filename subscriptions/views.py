@@ -104,7 +104,12 @@ def confirm(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRes
     """GET asks (link scanners follow GETs); the button's POST confirms."""
     if request.method == "POST":
         ip = throttling.client_ip(request)
-        consent.confirm(subscriber, ip=ip or None, consent_text=SignUpForm.consent_text)
+        consent.confirm(
+            subscriber,
+            sign_up_request_id=links.sign_up_request_id(token),
+            ip=ip or None,
+            consent_text=SignUpForm.consent_text,
+        )
         return render(
             request,
             "pages/confirmed.html",

@@ -58,7 +58,7 @@ def test_environment_selects_postgres_redis_and_an_esp():
 
     assert seen["engine"] == "django.db.backends.postgresql"
     assert seen["eager"] is False
-    assert seen["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert seen["cache"] == "config.cache.DegradingRedisCache"
     assert seen["email"] == "anymail.backends.postmark.EmailBackend"
     assert seen["anymail"] == {"POSTMARK_SERVER_TOKEN": "token-123", "WEBHOOK_SECRET": "user:pass"}
     assert seen["site_url"] == "https://papers.example.com"

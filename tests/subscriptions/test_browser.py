@@ -91,6 +91,17 @@ def test_reader_signs_up_confirms_changes_topics_and_unsubscribes(
         8,
     )
 
+    # Abuse: the same mailbox spelled differently, asking for other topics. The page answers as
+    # for anyone; there is still one reader, one confirmation email, and the owner's topics.
+    page.goto(live_server.url + "/")
+    page.fill("input[name=email]", "Reader@EXAMPLE.ORG")
+    page.fill("textarea[name=topics]", "cryptocurrency giveaways")
+    page.click("button:has-text('Subscribe')")
+    assert page.locator("h1").inner_text() == "Check your inbox"
+    assert Subscriber.objects.count() == 1
+    assert len(read_outbox(outbox)) == 1
+    assert Subscriber.objects.get().topic_lines == ["mixture of experts", "protein folding"]
+
     page.goto(paperboy_link(outbox, "confirm"))
     shoot(page, "04-confirm")
     page.click("button:has-text('Yes, start my digest')")

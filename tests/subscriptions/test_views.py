@@ -110,7 +110,7 @@ def test_pending_address_signing_up_again_within_the_hour_gets_no_second_email(c
 
     assert len(read_outbox(outbox)) == 1
     assert Subscriber.objects.count() == 1
-    assert Subscriber.objects.get().topic_lines == ["diffusion models"]  # latest unconfirmed form
+    assert Subscriber.objects.get().topic_lines == ["mixture of experts", "protein folding"]
 
 
 def test_pending_address_gets_a_new_email_after_an_hour(client, outbox):
@@ -127,19 +127,92 @@ def test_unsubscribed_address_signing_up_again_must_confirm_again(client, make_s
 
     client.post(SIGN_UP, sign_up_data())
 
-    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+    assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED  # until confirmed
     assert [purpose for purpose, _ in links_in(outbox)] == ["confirm", "preferences"]
+    [(_, token), _] = links_in(outbox)
+    client.post(reverse("subscriptions:confirm", kwargs={"token": token}))
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
 
 
-def test_bounced_address_keeps_its_status_until_the_owner_confirms(client, make_subscriber, outbox):
-    make_subscriber("ada@example.org", status=Subscriber.Status.BOUNCED)
+# Consent stays with the mailbox owner (issue 11)
 
-    client.post(SIGN_UP, sign_up_data())
-    assert Subscriber.objects.get().status == Subscriber.Status.BOUNCED
+OWNER = {"topics": "graph neural networks", "frequency": "weekly", "weekday": 4, "send_hour": 9,
+         "time_zone": "Asia/Tokyo", "papers_per_digest": 5}  # fmt: skip
+
+
+@pytest.mark.parametrize("status", ["pending", "unsubscribed", "active", "paused"])
+def test_an_anonymous_sign_up_for_a_known_address_changes_nothing_on_the_reader(
+    client, make_subscriber, outbox, status
+):
+    make_subscriber("ada@example.org", status=status, consent_ip="198.51.100.1",
+                    consent_text="what the owner agreed to", **OWNER)  # fmt: skip
+    before = Subscriber.objects.values().get()
+
+    response = client.post(
+        SIGN_UP,
+        sign_up_data(email="ADA@example.org", topics="spam topics", frequency="daily"),
+        REMOTE_ADDR="203.0.113.66",
+    )
+
+    assert response.status_code == 302
+    after = Subscriber.objects.values().get()
+    assert {key for key in before if before[key] != after[key]} <= {
+        "confirmation_sent_at",
+        "updated_at",
+    }
+
+
+def test_the_new_link_applies_the_requested_preferences_and_records_that_consent(
+    client, make_subscriber, outbox
+):
+    make_subscriber("ada@example.org", status=Subscriber.Status.UNSUBSCRIBED, **OWNER)
+
+    client.post(SIGN_UP, sign_up_data(topics="diffusion models", time_zone="Europe/Paris"),
+                REMOTE_ADDR="203.0.113.7")  # fmt: skip
+    [email] = read_outbox(outbox)
+    assert "diffusion models" in email.get_body(("plain",)).get_content()  # what it asks for
+    assert Subscriber.objects.get().topics == OWNER["topics"]
     [(_, token), _] = links_in(outbox)
     client.post(reverse("subscriptions:confirm", kwargs={"token": token}))
 
-    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+    ada = Subscriber.objects.get()
+    assert ada.status == Subscriber.Status.ACTIVE
+    assert (ada.topics, ada.time_zone, ada.frequency) == (
+        "diffusion models",
+        "Europe/Paris",
+        "daily",
+    )
+    assert ada.consent_ip == "203.0.113.7"
+    assert not ada.sign_up_requests.exists()
+
+
+def test_the_owners_first_link_confirms_what_the_owner_asked_for(client, outbox):
+    client.post(SIGN_UP, sign_up_data(topics="protein folding"))
+    Subscriber.objects.update(confirmation_sent_at=timezone.now() - timedelta(minutes=61))
+    client.post(SIGN_UP, sign_up_data(topics="spam topics"), REMOTE_ADDR="203.0.113.66")
+    [(_, owners_token), _, (_, second_token), _] = links_in(outbox)
+
+    client.post(reverse("subscriptions:confirm", kwargs={"token": owners_token}))
+
+    ada = Subscriber.objects.get()
+    assert (ada.status, ada.topics) == (Subscriber.Status.ACTIVE, "protein folding")
+    used = client.post(reverse("subscriptions:confirm", kwargs={"token": second_token}))
+    assert used.status_code == 410
+    assert Subscriber.objects.get().topics == "protein folding"
+
+
+@pytest.mark.parametrize("status", ["bounced", "complained"])
+def test_a_suppressed_address_is_not_mailed_and_the_page_answers_the_same(
+    client, make_subscriber, outbox, status
+):
+    make_subscriber("ada@example.org", status=status)
+
+    suppressed = client.post(SIGN_UP, sign_up_data())
+    Subscriber.objects.all().delete()
+    new = client.post(SIGN_UP, sign_up_data(email="new@example.org"))
+
+    assert (suppressed.status_code, suppressed["Location"]) == (new.status_code, new["Location"])
+    assert [email["To"] for email in read_outbox(outbox)] == ["new@example.org"]
 
 
 BAD_SIGN_UPS = {
@@ -243,7 +316,7 @@ def test_per_address_limit_refuses_repeated_sign_ups_for_one_address(client, set
     refused = client.post(SIGN_UP, sign_up_data(email="ADA@example.org", topics="c"))
 
     assert refused.status_code == 429
-    assert Subscriber.objects.get().topic_lines == ["b"]
+    assert Subscriber.objects.get().topic_lines == ["a"]  # the owner's first sign-up
 
 
 def test_client_ip_comes_from_the_trusted_proxy_header(client, settings):
