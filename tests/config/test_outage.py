@@ -14,6 +14,7 @@ import pytest
 import redis
 from django.urls import reverse
 
+from config.cache import DegradingRedisCache
 from config.celery import app as celery_app
 from subscriptions import consent
 from subscriptions.models import OwedEmail, Subscriber
@@ -83,9 +84,9 @@ def own_redis() -> Iterator[OwnRedis]:
 
 
 @pytest.fixture
-def redis_at(settings, outbox):
+def redis_at(settings, outbox, monkeypatch):
     """Point the cache and the Celery broker at a URL for the rest of the test."""
-    saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager, celery_app._pool
+    saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
 
     def point(url: str) -> None:
         settings.CACHES = {
@@ -97,19 +98,25 @@ def redis_at(settings, outbox):
         }
         settings.CACHE_URL = url
         settings.CELERY_BROKER_URL = url
+        # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+        monkeypatch.setenv("CELERY_BROKER_URL", url)
+        monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
         celery_app.conf.broker_url = url
         celery_app.conf.task_always_eager = False
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
+        forget_broker_connections()
 
     yield point
-    if celery_app._pool is not None and celery_app._pool is not saved[2]:
-        celery_app._pool.force_close_all()
-    celery_app.conf.broker_url, celery_app.conf.task_always_eager, celery_app._pool = saved
-    celery_app.amqp._producer_pool = None
-    from config.cache import DegradingRedisCache
-
+    monkeypatch.undo()
+    celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
+    forget_broker_connections()
     DegradingRedisCache._down_until = 0.0
+
+
+def forget_broker_connections() -> None:
+    """Make Celery's next publish connect to the configured broker (pools are shared: the
+    ones to the real broker are left open for the tests after this one)."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def visit_while_down(client) -> dict:
