@@ -100,7 +100,11 @@ def test_reader_signs_up_confirms_changes_topics_and_unsubscribes(
     assert page.locator("h1").inner_text() == "Check your inbox"
     assert Subscriber.objects.count() == 1
     assert len(read_outbox(outbox)) == 1
-    assert Subscriber.objects.get().topic_lines == ["mixture of experts", "protein folding"]
+    assert Subscriber.objects.get().topic_lines == [
+        "mixture of experts",
+        "protein folding",
+        "-survey",
+    ]
 
     page.goto(paperboy_link(outbox, "confirm"))
     shoot(page, "04-confirm")
