@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.header import Header
 from functools import lru_cache
 
 from django.conf import settings
@@ -255,6 +256,23 @@ def _load_papers(matches: Sequence[Match]) -> dict[int, Paper]:
     return Paper.objects.in_bulk([match.paper_id for match in matches])
 
 
+class DigestEmail(EmailMultiAlternatives):
+    """A digest message whose non-ASCII subject parses back exactly as it was written.
+
+    Django encodes such a subject into RFC 2047 encoded words of up to 76 characters without
+    counting "Subject: ", so the first word does not fit on the header's first line and the
+    compat32 generator moves it to the next, leaving "Subject: " empty: a reader of the message
+    then unfolds it with a leading space. Encoded here knowing the header's name, every word fits.
+    """
+
+    def message(self, *args, **kwargs):
+        mime = super().message(*args, **kwargs)
+        if not self.subject.isascii():
+            encoded = Header(self.subject, "utf-8", header_name="Subject").encode()
+            mime.replace_header("Subject", encoded)
+        return mime
+
+
 def compose_digest(
     subscriber: Subscriber,
     matches: Sequence[Match],
@@ -275,7 +293,7 @@ def compose_digest(
     headers = digest_headers(subscriber)
     if message_id:
         headers["Message-ID"] = message_id
-    message = EmailMultiAlternatives(
+    message = DigestEmail(
         subject=subject,
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
