@@ -53,6 +53,8 @@ class KillReport:
     final_output: str = ""
     statuses: dict = field(default_factory=dict)
     runs_unfinished: int = 0
+    killed_at: list[int] = field(default_factory=list)  # emails in the outbox at each kill
+    left_by_kills: dict = field(default_factory=dict)  # deliveries by status after the last kill
 
     @property
     def missing(self) -> int:
@@ -67,14 +69,18 @@ class KillReport:
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if done.returncode:
+        raise RuntimeError(
+            f"manage.py {' '.join(args)[:200]} exited {done.returncode}:\n{done.stderr[-3000:]}"
+        )
+    return done
 
 
 def command_env(database_url: str, outbox: Path) -> dict[str, str]:
@@ -122,16 +128,17 @@ def outbox_count(outbox: Path) -> int:
 
 def kill_at_random_points(
     env: dict[str, str], outbox: Path, *, now: str, kills: int, readers: int, rng: random.Random
-) -> int:
-    """Start send_digests and SIGKILL it `kills` times; returns how many runs were killed
-    (a run that finished before its kill point is not counted, and the next one is tried)."""
+) -> list[int]:
+    """Start send_digests and SIGKILL it `kills` times; returns the emails in the outbox at each
+    kill (a run that finished before its kill point is not counted, and the next one is tried)."""
     # Email counts to kill at, spread over the day's sending; the first kill lands at a random
     # moment of start-up or planning instead (or later, if that is where the run is).
     targets = sorted(rng.sample(range(1, readers), kills - 1)) if kills > 1 else []
-    killed = attempts = 0
-    while killed < kills and attempts < kills * 3:
+    killed_at: list[int] = []
+    attempts = 0
+    while len(killed_at) < kills and attempts < kills * 3:
         attempts += 1
-        target = targets[killed - 1] if killed else None
+        target = targets[len(killed_at) - 1] if killed_at else None
         deadline = time.monotonic() + rng.uniform(0.3, 4.0) if target is None else None
         process = subprocess.Popen(
             [sys.executable, "manage.py", "send_digests", "--now", now],
@@ -152,10 +159,10 @@ def kill_at_random_points(
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-            killed += 1
+            killed_at.append(outbox_count(outbox))
         else:
             process.wait()
-    return killed
+    return killed_at
 
 
 def finish(env: dict[str, str], *, now: str) -> str:
@@ -195,17 +202,19 @@ def kill_and_finish(
     env = command_env(database_url, outbox)
     now = prepare(env, folder, readers=readers, migrate=migrate)
     rng = random.Random(seed)
-    report = KillReport(
-        kills=kill_at_random_points(env, outbox, now=now, kills=kills, readers=readers, rng=rng),
-        readers=readers,
-    )
+    killed_at = kill_at_random_points(env, outbox, now=now, kills=kills, readers=readers, rng=rng)
+    report = KillReport(kills=len(killed_at), readers=readers, killed_at=killed_at)
+    report.left_by_kills = database_state(env)["statuses"]
     report.final_output = finish(env, now=now)
     report.per_reader = count_per_reader(outbox, readers)
-    state = json.loads(
-        manage(env, "shell", "-v", "0", "-c", DATABASE_STATE).stdout.splitlines()[-1]
-    )
+    state = database_state(env)
     report.statuses, report.runs_unfinished = state["statuses"], state["runs_unfinished"]
     return report
+
+
+def database_state(env: dict[str, str]) -> dict:
+    output = manage(env, "shell", "-v", "0", "-c", DATABASE_STATE).stdout
+    return json.loads(output.splitlines()[-1])
 
 
 def main() -> None:
@@ -238,7 +247,9 @@ def main() -> None:
         )
         elapsed = time.monotonic() - started
     print(f"database: {url.split(':')[0]}, seed: {seed}, {elapsed:.0f} s in all")
-    print(f"deliveries by status: {report.statuses}, runs unfinished: {report.runs_unfinished}")
+    print(f"emails in the outbox at each kill: {report.killed_at}")
+    print(f"deliveries by status after the kills: {report.left_by_kills}")
+    print(f"at the end: {report.statuses}, runs unfinished: {report.runs_unfinished}")
     print(report.line())
 
 
