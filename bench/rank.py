@@ -60,10 +60,36 @@ def make_topics(titles: list[str], abstracts: list[str], rng: np.random.Generato
     return pool[:20_000]
 
 
+def attach_profiles(interests: list, share: float, rng: np.random.Generator) -> int:
+    """Give `share` of the interests a profile learned from 10-50 ratings (70% up) of papers of
+    an earlier day: the sample papers with abstracts re-assembled as for today's. Not timed:
+    the daily round reads stored profiles."""
+    from digest.matching.profile import PAPER_WORDS, idf_of, paper_vector, profile_of_vectors
+
+    titles, abstracts = make_papers(2_000, np.random.default_rng(11))
+    titles = [f"{title} (earlier)" for title in titles]
+    idf, unseen = idf_of(list(zip(titles, abstracts, strict=True)))
+    vectors = [
+        paper_vector(t, a, idf, unseen_idf=unseen, words=PAPER_WORDS)
+        for t, a in zip(titles, abstracts, strict=True)
+    ]
+    chosen = np.flatnonzero(rng.random(len(interests)) < share)
+    for reader in chosen.tolist():
+        rated = rng.choice(len(titles), size=int(rng.integers(10, 51)), replace=False).tolist()
+        values = np.where(rng.random(len(rated)) < 0.7, 1, -1).tolist()
+        interests[reader].profile = profile_of_vectors(
+            [vectors[i] for i in rated], values, [titles[i] for i in rated]
+        )
+    return len(chosen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--papers", type=int, default=2_000)
+    parser.add_argument(
+        "--rated", type=float, default=0.3, help="Share of readers with a profile (10-50 ratings)."
+    )
     options = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -88,6 +114,7 @@ def main() -> None:
         excluded = [exclusions[int(rng.integers(4))]] if rng.random() < 0.1 else []
         since = now - float(rng.choice([7, 1, 0.5], p=[0.2, 0.7, 0.1])) * 86400
         interests.append(Interest(topics, excluded, 10, since))
+    profiled = attach_profiles(interests, options.rated, rng)
     sent_rows = np.repeat(np.arange(options.subscribers), 2)
     sent_cols = rng.integers(0, options.papers, size=len(sent_rows))
     upvotes = rng.zipf(2.0, size=options.papers).clip(0, 800)
@@ -95,7 +122,8 @@ def main() -> None:
     pinned = rng.random(options.papers) < 0.005
     print(
         f"{options.subscribers:,} subscribers ({int(lines_per_reader.sum()):,} topic lines, "
-        f"{len(set(topic_ids.tolist())):,} distinct) × {options.papers:,} papers"
+        f"{len(set(topic_ids.tolist())):,} distinct) × {options.papers:,} papers; "
+        f"{profiled:,} readers with a profile learned from 10-50 ratings"
     )
 
     clock = [(time.perf_counter(), time.process_time())]

@@ -209,6 +209,66 @@ def judged_scores(
     return judged, scores
 
 
+def residual_collection(*, use_profile: bool) -> tuple[list[str], list[float | None]]:
+    """(the judged queries, nDCG@10 of each one's second ranking over the papers not yet shown;
+    None where none of those is relevant). A simulated reader gets their first digest (the
+    top 10 on their topics), rates each of its papers by the judgments (judged relevant: more
+    like this; else less), then ranks again with those papers already sent, with or without
+    the profile learned from the ratings."""
+    from rank_corpus import read_samples
+
+    from digest.matching import Interest, PaperIndex, parse_topic_lines, rank
+    from digest.matching.profile import RatedPaper, idf_of, learn_profile
+
+    papers = read_samples()
+    titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
+    by_title = {p.title: i for i, p in enumerate(papers)}
+    index = PaperIndex.build(titles, abstracts)
+    idf, unseen_idf = idf_of(list(zip(titles, abstracts, strict=True)))
+    common = {
+        "upvotes": [p.upvotes for p in papers],
+        "seen_counts": [1] * len(papers),
+        "pinned": [False] * len(papers),
+    }
+    judged = json.loads(JUDGED.read_text())
+    scores: list[float | None] = []
+    for item in judged:
+        grades = {by_title[title]: grade for title, grade in item["grades"].items()}
+        topics, exclusions = parse_topic_lines(item["query"].replace(";", "\n").splitlines())
+        shown = rank(index, [Interest(topics, exclusions, 10)], **common).papers.tolist()
+        rated = [
+            RatedPaper(titles[p], abstracts[p], 1 if grades.get(p, 0) > 0 else -1) for p in shown
+        ]
+        profile = learn_profile(rated, idf, unseen_idf=unseen_idf) if use_profile else None
+        second = rank(
+            index,
+            [Interest(topics, exclusions, 10, profile=profile)],
+            already_sent=([0] * len(shown), shown),
+            **common,
+        ).papers.tolist()
+        residual = {p: g for p, g in grades.items() if p not in shown}
+        scores.append(ndcg_at_10(second, residual) if any(residual.values()) else None)
+    return [item["query"] for item in judged], scores
+
+
+def print_residual_collection() -> None:
+    queries, without = residual_collection(use_profile=False)
+    _, with_profile = residual_collection(use_profile=True)
+    kept = [i for i, value in enumerate(without) if value is not None]
+    tune, held = split_halves(queries)
+    print(
+        f"residual collection (second digest, over the papers not yet shown; {len(kept)} queries "
+        "with relevant papers left):"
+    )
+    print(f"  {'':<15} all    tune   held-out")
+    for name, values in (("topics only", without), ("with profile", with_profile)):
+        means = [
+            sum(values[i] for i in part if i in kept) / max(sum(i in kept for i in part), 1)
+            for part in (range(len(queries)), tune, held)
+        ]
+        print(f"  {name:<15} " + "  ".join(f"{m:.3f}" for m in means))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-query", action="store_true")
@@ -238,6 +298,7 @@ def main() -> None:
         deltas = [p - b for p, b in zip(scores["Paperboy"], scores[name], strict=True)]
         wins, losses = sum(d > 5e-4 for d in deltas), sum(d < -5e-4 for d in deltas)
         print(f"  vs {name:<12} {wins} / {losses} / {len(deltas) - wins - losses}")
+    print_residual_collection()
 
 
 if __name__ == "__main__":

@@ -241,3 +241,19 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber} {self.get_value_display().lower()}: {self.paper}"
+
+
+class ReaderProfile(models.Model):
+    """What a reader's ratings taught (digest.matching.profile.Profile, packed), relearned off
+    the request path after every rating."""
+
+    subscriber = models.OneToOneField(
+        Subscriber, on_delete=models.CASCADE, primary_key=True, related_name="reader_profile"
+    )
+    vectors = models.BinaryField()
+    liked_titles = models.JSONField(default=list, blank=True)
+    ratings_count = models.PositiveIntegerField(default=0)
+    learned_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Profile of {self.subscriber} ({self.ratings_count} ratings)"

@@ -95,15 +95,19 @@ def rate(
     *,
     source: str = Rating.Source.EMAIL,
 ) -> Rating:
-    """Record the reader's rating of the paper (replacing an earlier one)."""
+    """Record the reader's rating of the paper (replacing an earlier one); their profile learns
+    it off the request path."""
     rating, _ = Rating.objects.update_or_create(
         subscriber=subscriber, paper=paper, defaults={"value": value, "source": source}
     )
+    _relearn_after_commit(subscriber.pk)
     return rating
 
 
 def undo_rating(subscriber: Subscriber, paper_id: int) -> bool:
     deleted, _ = Rating.objects.filter(subscriber=subscriber, paper_id=paper_id).delete()
+    if deleted:
+        _relearn_after_commit(subscriber.pk)
     return bool(deleted)
 
 
@@ -118,6 +122,12 @@ def ratings_of(subscriber: Subscriber) -> list[Rating]:
 
 def rating_of(subscriber: Subscriber, paper_id: int) -> Rating | None:
     return Rating.objects.filter(subscriber=subscriber, paper_id=paper_id).first()
+
+
+def _relearn_after_commit(subscriber_id: int) -> None:
+    from digest.tasks import learn_reader_profile  # the tasks module imports the services
+
+    transaction.on_commit(lambda: learn_reader_profile.delay(subscriber_id))
 
 
 # --- seeds: "Papers like these" ------------------------------------------------------------------
@@ -184,4 +194,6 @@ def seed_profile(subscriber: Subscriber, text: str) -> Seeding:
                     defaults={"value": Rating.Value.MORE, "source": Rating.Source.SEED},
                 )
                 seeding.rated.append(paper)
+        if seeding.rated:
+            _relearn_after_commit(subscriber.pk)
     return seeding

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from digest import sending
+from digest import profiles, sending
 from digest.ingest import ingest_configured_sources
 
 
@@ -42,3 +42,10 @@ def send_delivery(self, delivery_id: int) -> str:
     if result.outcome == sending.Outcome.RETRY:
         raise self.retry(countdown=result.retry_in)
     return str(result.outcome)
+
+
+@shared_task
+def learn_reader_profile(subscriber_id: int) -> int:
+    """Relearn a reader's profile after a rating; returns how many ratings it learned from."""
+    stored = profiles.learn_reader_profile(subscriber_id)
+    return stored.ratings_count if stored else 0

@@ -3,7 +3,8 @@
     text          words, stems, topic lines, the acronyms a text defines
     paper_index   papers as sparse matrices, and the relevance of topic lines to them
     ranking       every interest's picks in one vectorized pass
-    explanations  which topic and which of the paper's words matched
+    profile       the reader profile learned from their ratings, and how it scores papers
+    explanations  which topic and which of the paper's words matched, or which rated paper
     selection     the only part that reads the database: candidates, already sent, digests
 
 Every name other modules import from `digest.matching` is re-exported here. The settings (upper
@@ -44,7 +45,10 @@ from digest.matching.ranking import (
 from digest.matching.selection import (
     FIRST_DIGEST_WINDOW,
     QUERY_CHUNK,
+    profiles_of,
+    rated_papers,
     search_papers,
+    search_papers_for,
     select_papers,
     window_starts,
 )
@@ -108,7 +112,10 @@ __all__ = [
     "parse_topic_lines",
     "rank",
     "row_sums",
+    "profiles_of",
+    "rated_papers",
     "search_papers",
+    "search_papers_for",
     "segment_runs",
     "select_papers",
     "stem",

@@ -23,6 +23,7 @@ class Match:
     topic: str
     matched_terms: tuple[str, ...]
     why: str
+    liked_title: str = ""  # the paper rated up it is like, when the reader's profile chose it
 
 
 def _positions(index: PaperIndex, paper: int) -> tuple[dict[str, list[int]], ...]:
@@ -96,22 +97,52 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
 def to_matches(
     index: PaperIndex, picks: Picks, paper_ids: Sequence[int], pinned: Sequence[bool]
 ) -> list[list[Match]]:
-    """Match objects for the picks; one per distinct (paper, topic line), shared by readers."""
+    """Match objects for the picks; one per distinct (paper, topic line, paper it is like,
+    score), shared by readers."""
     if not len(picks.papers):
         return [[] for _ in picks.counts]
-    pair = picks.papers * len(picks.topics) + picks.lines
-    _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
-    papers, lines, scores = (picks.papers[first], picks.lines[first], picks.scores[first])
+    liked = picks.liked if len(picks.liked) == len(picks.papers) else np.full_like(picks.lines, -1)
+    pair = (picks.papers * (len(picks.topics) + 1) + picks.lines + 1) * (
+        len(picks.liked_titles) + 1
+    ) + (liked + 1)
+    if (liked >= 0).any() or len(picks.liked_titles):  # a profile makes scores the reader's own
+        keys = np.column_stack([pair, picks.scores.view(np.int64)])
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
     pinned = np.asarray(pinned, dtype=bool).tolist()
     made = []
-    for paper, line, score in zip(papers.tolist(), lines.tolist(), scores.tolist(), strict=True):
-        topic = picks.topics[line]
-        terms, in_title = explain(index, paper, topic)
-        why = f'Matches your topic "{topic}"{" in the title" if in_title else ""}: '
-        why += ", ".join(terms)
+    said: dict[
+        tuple[int, int], tuple[tuple[str, ...], str]
+    ] = {}  # a paper's words for a topic line, said once
+    for paper, line, like, score in zip(
+        picks.papers[first].tolist(),
+        picks.lines[first].tolist(),
+        liked[first].tolist(),
+        picks.scores[first].tolist(),
+        strict=True,
+    ):
+        topic, terms, parts = "", (), []
+        if line >= 0:
+            topic = picks.topics[line]
+            if (paper, line) not in said:
+                terms, in_title = explain(index, paper, topic)
+                title = " in the title" if in_title else ""
+                said[paper, line] = (
+                    terms,
+                    f'Matches your topic "{topic}"{title}: ' + ", ".join(terms),
+                )
+            terms, text = said[paper, line]
+            parts.append(text)
+        liked_title = picks.liked_titles[like] if like >= 0 else ""
+        if liked_title:
+            parts.append(f'{"like" if parts else "Like"} "{liked_title}", which you rated up')
+        elif not parts:
+            parts.append("Like papers you rated up")
+        why = "; ".join(parts)
         if pinned[paper]:
             why = f"Pinned by the editors. {why}"
-        made.append(Match(paper_ids[paper], score, pinned[paper], topic, terms, why))
+        made.append(Match(paper_ids[paper], score, pinned[paper], topic, terms, why, liked_title))
     every = list(map(made.__getitem__, inverse.reshape(-1).tolist()))
     ends = np.cumsum(picks.counts).tolist()
     return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]

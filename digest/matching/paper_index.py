@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 from digest.matching.allocation import without_cycle_collection
+from digest.matching.profile import feature_hash
 from digest.matching.text import Token, analyze, find_acronyms, phrase_count, topic_stems
 
 # BM25-style saturation of a term's weighted count in a paper.
@@ -85,6 +86,8 @@ class PaperIndex:
     tokens: list[tuple[list[Token], list[Token]]] = field(default_factory=list)
     # Where each stem occurs in a paper's title and abstract, filled as explanations need it.
     positions: dict[int, tuple[dict[str, list[int]], ...]] = field(default_factory=dict)
+    _profile_papers: sparse.csr_matrix | None = None
+    _profile_columns: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     @without_cycle_collection
@@ -256,6 +259,29 @@ class PaperIndex:
         rescored = blended.multiply(covered).tocsr()
         rescored.data = np.maximum(rescored.data, 1e-6)  # stays an entry wherever it was one
         return rescored
+
+    def profile_papers(self) -> sparse.csr_matrix:
+        """papers × features: each paper's most telling words as a unit vector, the space reader
+        profiles score in (digest.matching.profile)."""
+        if self._profile_papers is None:
+            norms = np.sqrt(row_sums(self.telling.multiply(self.telling)))
+            self._profile_papers = (
+                (sparse.diags(1 / np.maximum(norms, 1e-9)) @ self.telling)
+                .tocsr()
+                .astype(np.float32)
+            )
+        return self._profile_papers
+
+    def profile_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the sorted hashes of the vocabulary's words, their columns): profiles store words as
+        hashes, so that they map onto any day's vocabulary."""
+        if self._profile_columns is None:
+            words = [(feature_hash(k), c) for k, c in self.vocabulary.items() if " " not in k]
+            hashes = np.fromiter((h for h, _ in words), dtype=np.uint64, count=len(words))
+            columns = np.fromiter((c for _, c in words), dtype=np.int64, count=len(words))
+            order = np.argsort(hashes)
+            self._profile_columns = (hashes[order], columns[order])
+        return self._profile_columns
 
     def mentions(self, phrases: Sequence[str]) -> sparse.csr_matrix:
         """phrases × papers, 1 where the paper mentions the whole phrase (its words, in order)."""

@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.paper_index import RELEVANCE_THRESHOLD, PaperIndex
+from digest.matching.profile import Profile, Vectors, stack
 
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
 SUBSCRIBER_CHUNK = 1024  # subscribers scored together in one dense block
+# The reader profile (digest.matching.profile): its cosine with a paper, times PROFILE_WEIGHT,
+# adds to the topics' relevance (a negative one takes away); a paper no topic matches is sent on
+# the profile alone from a cosine of PROFILE_FLOOR. A paper this close to one the reader rated
+# down (cosine NEAR_DUPLICATE or more) keeps only (1 - cosine) of its score.
+PROFILE_WEIGHT = 4.0
+PROFILE_FLOOR = 0.1
+NEAR_DUPLICATE = 0.6
+PROFILE_SHARE_EXPLAINED = 0.25  # "like X, which you rated up" from this share of the score
 
 
 def trend(upvotes: np.ndarray, seen_counts: np.ndarray) -> np.ndarray:
@@ -35,6 +44,7 @@ class Interest:
     exclusions: Sequence[str] = ()
     limit: int = 10
     since: float = -math.inf  # papers first seen before this (timestamp) are out of its window
+    profile: Profile | None = None
 
 
 @dataclass
@@ -44,8 +54,96 @@ class Picks:
     topics: list[str]  # distinct topic lines; `lines` index into it
     counts: np.ndarray
     papers: np.ndarray
-    lines: np.ndarray
+    lines: np.ndarray  # -1: picked on the profile alone
     scores: np.ndarray
+    liked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    liked_titles: list[str] = field(default_factory=list)  # `liked` indexes it; -1: none
+
+
+@dataclass
+class _Profiles:
+    """The interests' profiles over the index's words: centroids (one row per interest), and the
+    remembered papers rated up and down (rows starts[i]:starts[i + 1] are interest i's)."""
+
+    papers_t: sparse.csr_matrix  # features × papers, unit paper vectors
+    centroids: sparse.csr_matrix
+    liked: sparse.csr_matrix
+    liked_starts: np.ndarray
+    disliked: sparse.csr_matrix
+    disliked_starts: np.ndarray
+    liked_titles: list[str]
+
+    @classmethod
+    def of(cls, index: PaperIndex, interests: Sequence[Interest]) -> _Profiles | None:
+        profiles = [i.profile for i in interests]
+        if not any(profiles):
+            return None
+        columns, width = index.profile_columns(), len(index.vocabulary)
+        no_row = Vectors(offsets=np.zeros(2, dtype=np.int64))  # one empty row: no profile
+        centroids, _ = stack([p.weights if p else no_row for p in profiles], columns, width)
+        liked, liked_starts = stack([p.liked if p else None for p in profiles], columns, width)
+        disliked, disliked_starts = stack(
+            [p.disliked if p else None for p in profiles], columns, width
+        )
+        titles = [t for p in profiles if p for t in p.liked_titles]
+        return cls(
+            index.profile_papers().T.tocsr(),
+            centroids,
+            liked,
+            liked_starts,
+            disliked,
+            disliked_starts,
+            titles,
+        )
+
+    def score(self, best: np.ndarray, a: int, b: int) -> np.ndarray | None:
+        """The profile's part of each score of the block of interests a:b (None: nobody in it
+        has a profile); `best` (their topic relevance) becomes the blended score, near
+        duplicates of papers rated down sunk. Only the rows of readers with a profile are
+        touched."""
+        part = None
+        centroids = self.centroids[a:b]
+        rows = np.flatnonzero(np.diff(centroids.indptr))
+        if len(rows):
+            similarity = (centroids[rows] @ self.papers_t).toarray()
+            part = np.zeros_like(best)
+            part[rows] = PROFILE_WEIGHT * similarity
+            mine = best[rows]
+            eligible = (mine > 0) | (similarity >= PROFILE_FLOOR)
+            best[rows] = np.where(eligible, np.maximum(mine + part[rows], 0), 0)
+        first, last = self.disliked_starts[a], self.disliked_starts[b]
+        if last > first:
+            cosines = (self.disliked[first:last] @ self.papers_t).tocoo()
+            near = cosines.data >= NEAR_DUPLICATE
+            owners = np.searchsorted(self.disliked_starts, cosines.row[near] + first, "right") - 1
+            factor = np.ones((b - a, best.shape[1]), dtype=best.dtype)
+            np.minimum.at(factor, (owners - a, cosines.col[near]), 1 - cosines.data[near])
+            best *= factor
+        return part
+
+    def liked_like(self, rows: np.ndarray, papers: np.ndarray, a: int) -> np.ndarray:
+        """For each (interest a + row, paper) pair, the remembered paper rated up most like it
+        (an index into liked_titles), -1 when none is alike at all."""
+        found = np.full(len(rows), -1, dtype=np.int64)
+        sizes = np.diff(self.liked_starts)[a + rows]
+        if not len(rows) or not sizes.any():
+            return found
+        has = np.flatnonzero(sizes)
+        sizes = sizes[has]
+        starts = self.liked_starts[a + rows[has]]
+        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        liked_rows = np.repeat(starts, sizes) + offsets
+        distinct, column = np.unique(papers[has], return_inverse=True)
+        first = int(liked_rows.min())
+        block = (
+            self.liked[first : int(liked_rows.max()) + 1] @ self.papers_t[:, distinct]
+        ).toarray()
+        cosines = block[liked_rows - first, np.repeat(column, sizes)]
+        pair = np.repeat(np.arange(len(has)), sizes)
+        order = np.lexsort((-cosines, pair))
+        heads = order[np.concatenate([[0], np.cumsum(sizes)[:-1]])]
+        found[has] = np.where(cosines[heads] > 0, liked_rows[heads], -1)
+        return found
 
 
 def _topic_slots(interests: Sequence[Interest]) -> tuple[list[str], np.ndarray]:
@@ -118,6 +216,9 @@ def rank(
     picks = Picks(topics, np.zeros(n, dtype=np.int64), empty, empty, np.zeros(0))
     if not n or not n_papers or not topics:
         return picks
+    profiles = _Profiles.of(index, interests)
+    if profiles is not None:
+        picks.liked_titles = profiles.liked_titles
     # Every distinct topic line is scored once against every paper; row -1 is an empty line.
     relevance = sparse.vstack(
         [
@@ -145,7 +246,7 @@ def rank(
         ).tocsr()
     sent = _pairs_matrix(*already_sent, shape=(n, n_papers))
 
-    counts, papers, lines, scores = [], [], [], []
+    counts, papers, lines, scores, liked = [], [], [], [], []
     width = slots.shape[1]
     for a in range(0, n, SUBSCRIBER_CHUNK):
         b = min(a + SUBSCRIBER_CHUNK, n)
@@ -156,6 +257,7 @@ def rank(
                 break
             # Row -1 (no such line) is empty.
             np.maximum(best, relevance[slots[a:b, j]].toarray(), out=best)
+        profile_part = profiles.score(best, a, b) if profiles is not None else None
         if since[a:b].max() > times.min():  # someone's window starts after the oldest paper
             best *= times[None, :] >= since[a:b, None]
         _zero_pairs(best, excluded[a:b])
@@ -178,12 +280,22 @@ def rank(
         line_scores = [
             np.asarray(relevance[slots[a + rows, j], picked]).ravel() for j in range(width)
         ]
-        best_line = np.argmax(np.vstack(line_scores), axis=0)
-        lines.append(slots[a + rows, best_line])
+        line_scores = np.vstack(line_scores)
+        best_line = np.argmax(line_scores, axis=0)
+        lines.append(np.where(line_scores.max(axis=0) > 0, slots[a + rows, best_line], -1))
         scores.append(best[rows, picked] * lift[picked])
+        like = np.full(len(picked), -1, dtype=np.int64)
+        if profile_part is not None:
+            share = profile_part[rows, picked]
+            said = np.flatnonzero(
+                (share > 0) & (share >= PROFILE_SHARE_EXPLAINED * best[rows, picked])
+            )
+            like[said] = profiles.liked_like(rows[said], picked[said], a)
+        liked.append(like)
     picks.counts = np.concatenate(counts)
     if papers:
         picks.papers = np.concatenate(papers)
         picks.lines = np.concatenate(lines)
         picks.scores = np.round(np.concatenate(scores).astype(np.float64), 4)
+        picks.liked = np.concatenate(liked)
     return picks

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from copy import copy
 from datetime import datetime, timedelta
 
 from django.db.models import Max
+from django.utils import timezone
 
 from digest.matching.explanations import Match, to_matches
 from digest.matching.paper_index import PaperIndex
+from digest.matching.profile import Profile
 from digest.matching.ranking import Interest, rank
 from digest.matching.text import parse_topic_lines
-from digest.models import DeliveredPaper, Delivery, Paper
+from digest.models import DeliveredPaper, Delivery, Paper, Rating, ReaderProfile
 from subscriptions.models import Subscriber
 
 FIRST_DIGEST_WINDOW = timedelta(days=7)
@@ -40,6 +43,28 @@ def window_starts(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
         previous.update({row["subscriber_id"]: row["last"] for row in rows})
     floor = now - FIRST_DIGEST_WINDOW
     return {s.id: max(previous.get(s.id, floor), floor) for s in subscribers}
+
+
+def profiles_of(subscriber_ids: Sequence[int]) -> dict[int, Profile]:
+    """The stored profiles of these readers (digest.profiles learns them)."""
+    profiles = {}
+    for ids in _chunks(subscriber_ids):
+        rows = ReaderProfile.objects.filter(subscriber_id__in=ids).values_list(
+            "subscriber_id", "vectors", "liked_titles"
+        )
+        for subscriber_id, vectors, titles in rows:
+            profiles[subscriber_id] = Profile.from_bytes(bytes(vectors), titles)
+    return profiles
+
+
+def rated_papers(subscriber_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(subscriber id, paper id) of every rating of these readers."""
+    pairs: list[tuple[int, int]] = []
+    for ids in _chunks(subscriber_ids):
+        pairs += Rating.objects.filter(subscriber_id__in=ids).values_list(
+            "subscriber_id", "paper_id"
+        )
+    return pairs
 
 
 def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[int, list[Match]]:
@@ -69,11 +94,23 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
             if paper_id in position:
                 sent_rows.append(row_of[subscriber_id])
                 sent_cols.append(position[paper_id])
+    # A paper the reader rated is never sent again; one rated down, never at all.
+    for subscriber_id, paper_id in rated_papers([s.id for s in subscribers]):
+        if paper_id in position:
+            sent_rows.append(row_of[subscriber_id])
+            sent_cols.append(position[paper_id])
+    profiles = profiles_of([s.id for s in subscribers])
     interests = []
     for s in subscribers:
         topics, exclusions = parse_topic_lines(s.topic_lines)
         interests.append(
-            Interest(topics, exclusions, s.papers_per_digest, starts[s.id].timestamp())
+            Interest(
+                topics,
+                exclusions,
+                s.papers_per_digest,
+                starts[s.id].timestamp(),
+                profile=profiles.get(s.id),
+            )
         )
     ids, titles, abstracts, upvotes, seen, pinned, first_seen = zip(*papers, strict=True)
     index = PaperIndex.build(titles, abstracts)
@@ -111,3 +148,12 @@ def search_papers(query: str, *, limit: int = 10) -> list[Match]:
         pinned=pinned,
     )
     return to_matches(index, picks, ids, pinned)[0]
+
+
+def search_papers_for(subscriber: Subscriber, *, limit: int | None = None) -> list[Match]:
+    """The papers `subscriber`'s next digest would hold if it were made now, best first: their
+    topics, exclusions and profile, without what they were sent or rated."""
+    if limit is not None:
+        subscriber = copy(subscriber)
+        subscriber.papers_per_digest = limit
+    return select_papers([subscriber], now=timezone.now())[subscriber.id]

@@ -465,9 +465,10 @@ def test_ranking_asks_the_database_a_fixed_number_of_questions(
     many = [make_subscriber(f"speculative decoding\nvariant {i}\n-robots") for i in range(30)]
     for subscriber in few + many:
         send(subscriber, [], when=NOW - timedelta(days=2))
-    with django_assert_num_queries(3):
+    # window starts, papers, what was sent, what was rated, profiles
+    with django_assert_num_queries(5):
         select_papers(few, now=NOW)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(5):
         selected = select_papers(many, now=NOW)
     assert all(len(matches) == 4 for matches in selected.values())
 
@@ -519,7 +520,7 @@ def test_search_papers_command_prints_json_best_first():
     call_command("search_papers", "speculative decoding", "--limit", "1", "--json", stdout=out)
     rows = json.loads(out.getvalue())
     assert [row["title"] for row in rows] == ["Speculative decoding for LLM inference"]
-    assert set(rows[0]) == {"title", "score", "why"}
+    assert set(rows[0]) == {"id", "title", "arxiv_id", "url", "score", "why"}
     assert rows[0]["why"].startswith('Matches your topic "speculative decoding"')
 
 
