@@ -88,9 +88,11 @@ def _paper_page(
         "less_path": ratings.rate_path(paper.pk, "less", token) if token else "",
     }
     response = render(request, "pages/paper.html", context)
-    if token:  # a page behind a reader's signed link: not indexed, its URL never leaked
+    if token:  # behind a reader's signed link: not indexed, the URL never sent to other sites
+        # (same-origin, not no-referrer: with no-referrer the buttons' POST says Origin: null
+        # and fails the CSRF check)
         response["X-Robots-Tag"] = "noindex"
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -141,7 +143,7 @@ def rate(request: HttpRequest, paper_id: int, direction: str, token: str) -> Htt
         },
     )
     response["X-Robots-Tag"] = "noindex"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -106,8 +106,12 @@ def to_matches(
         len(picks.liked_titles) + 1
     ) + (liked + 1)
     if (liked >= 0).any() or len(picks.liked_titles):  # a profile makes scores the reader's own
-        keys = np.column_stack([pair, picks.scores.view(np.int64)])
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        score_key = np.rint(picks.scores * 1e4).astype(np.int64)  # scores have 4 decimals
+        if pair.max() < 2**44 and score_key.max() < 2**18 and score_key.min() >= 0:
+            keys = pair * 2**18 + score_key
+        else:
+            keys = np.unique(np.column_stack([pair, score_key]), axis=0, return_inverse=True)[1]
+        _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
     else:
         _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
     pinned = np.asarray(pinned, dtype=bool).tolist()

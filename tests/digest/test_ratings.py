@@ -113,7 +113,7 @@ def test_reader_arriving_from_the_email_sees_the_rating_buttons(client):
     response = client.get(f"/papers/{paper.pk}/for/{token}/")
     page = response.content.decode()
 
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert f'action="/papers/{paper.pk}/more/{token}/"' in page
     assert f'action="/papers/{paper.pk}/less/{token}/"' in page
 
