@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -313,3 +314,31 @@ def test_the_paper_and_rating_pages_pass_the_content_security_policy(client):
     assert [page.status_code for page in pages] == [200, 200, 200, 200, 400, 200, 200]
     for page in pages:
         assert_passes_its_policy(page)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_as_a_rating_token_opens_nothing(token):
+    paper = Paper.objects.first() or make_paper("Sparse experts")
+
+    with pytest.raises(ratings.InvalidRatingLink):
+        ratings.read_rating_token(token, paper.pk)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    # No NUL: ingest's clean_text strips control characters, and PostgreSQL refuses NUL in text.
+    st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=300).filter(str.strip),
+    st.text(st.characters(exclude_characters="\x00"), max_size=500),
+)
+def test_any_title_and_abstract_show_escaped_on_the_paper_and_rating_pages(title, abstract):
+    Paper.objects.all().delete()
+    reader = Subscriber.objects.first() or make_reader()
+    paper = make_paper(title, abstract=abstract)
+    client = Client()
+    token = ratings.rating_token(reader, paper.pk)
+
+    for path in (f"/papers/{paper.pk}/", f"/papers/{paper.pk}/more/{token}/"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert escape(title) in response.content.decode()
