@@ -59,6 +59,8 @@ def ingest(
                 reset_queries()  # with DEBUG on, the query log would grow with the dump
                 if progress:
                     progress(run, opened.position(), opened.size)
+            if refusal := opened.refusal():  # the records read before it are kept
+                raise SourceError(refusal)
             opened.remember()
         run.status = IngestRun.Status.SUCCEEDED
     except SourceError as error:

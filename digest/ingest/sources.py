@@ -38,6 +38,8 @@ class Input:
     position: Callable[[], int] = lambda: 0  # bytes read so far
     note: str = ""  # e.g. "not modified since the last poll"
     remember: Callable[[], None] = field(default=lambda: None)  # once the run succeeded
+    # Once the items are exhausted: why the rest of the input was refused ("" if it was not).
+    refusal: Callable[[], str] = field(default=lambda: "")
 
 
 def is_url(source: str) -> bool:
@@ -53,7 +55,7 @@ def open_input(source: str, *, format: str = "auto") -> Iterator[Input]:
         return
     with _open_bytes(source) as (stream, fingerprint, size):
         head = stream.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
-        _check_text(head)
+        _check_not_empty(head)
         format = _sniff(head) if format == "auto" else format
         if format == "daily-text":
             lines = _DecodedLines(stream)
@@ -63,9 +65,12 @@ def open_input(source: str, *, format: str = "auto") -> Iterator[Input]:
                 fingerprint,
                 size=size,
                 position=lambda: lines.position,
+                refusal=lambda: lines.refusal,
             )
         else:
-            yield _whole_document(format, stream.read(), fingerprint)
+            data = stream.read()
+            refuse_binary(data)
+            yield _whole_document(format, data, fingerprint)
 
 
 @contextlib.contextmanager
@@ -102,12 +107,58 @@ def _open_path(file: BinaryIO) -> Iterator[tuple[BinaryIO, str, int]]:
     yield file, digest.hexdigest()[:32], size
 
 
-def _check_text(head: bytes) -> None:
+def _check_not_empty(head: bytes) -> None:
     if not head.strip().lstrip(b"\xef\xbb\xbf").strip():
         raise SourceError("the input is empty")
-    controls = sum(1 for byte in head if byte < 9 or 13 < byte < 32)
-    if b"\x00" in head or controls > len(head) // 20:
-        raise SourceError("not text: the input looks like binary data")
+
+
+# Text has no NUL and few C0 control characters (tab, line ends and form feed are text).
+_CONTROL_BYTES = bytes([*range(9), *range(14, 32)])
+_NOT_CONTROL_BYTES = bytes(byte for byte in range(256) if byte not in _CONTROL_BYTES)
+_CONTROL = re.compile(b"[" + re.escape(_CONTROL_BYTES) + b"]")
+# Where binary starts: a control byte with two more within the next 64 bytes (random bytes have
+# about seven in 64; a stray control character in text stands alone).
+_BINARY_START = re.compile(
+    b"[" + re.escape(_CONTROL_BYTES) + b"](?=(?s:.{0,63}?[" + re.escape(_CONTROL_BYTES) + b"]){2})"
+)
+_CONTROLS_TOLERATED = 8  # in a chunk: more than this and more than 1 byte in 20 is binary
+
+
+def binary_start(chunk: bytes) -> tuple[int, str] | None:
+    """Where binary data starts in a chunk of input (64 KB), and why it is not text; None when
+    the chunk is text."""
+    controls = len(chunk.translate(None, _NOT_CONTROL_BYTES))
+    has_nul = b"\x00" in chunk
+    if not has_nul and (controls <= _CONTROLS_TOLERATED or controls <= len(chunk) // 20):
+        return None
+    dense = _BINARY_START.search(chunk)
+    starts = [dense.start()] if dense else []
+    if has_nul:
+        starts.append(chunk.index(b"\x00"))
+    start = min(starts) if starts else _CONTROL.search(chunk).start()
+    # Text before random bytes is cut where UTF-8 stops making sense, when that is just before.
+    window = max(0, start - 256)
+    while window < start and 0x80 <= chunk[window] < 0xC0:  # not in the middle of a character
+        window += 1
+    try:
+        chunk[window:start].decode("utf-8")
+    except UnicodeDecodeError as error:
+        start = window + error.start
+    return start, "NUL bytes" if has_nul else f"{controls:,} control bytes in {len(chunk):,}"
+
+
+def refuse_binary(data: bytes) -> None:
+    """Raise SourceError saying where and why when any part of a whole document is not text."""
+    for offset in range(0, len(data), _SNIFF_BYTES):
+        found = binary_start(data[offset : offset + _SNIFF_BYTES])
+        if found:
+            start, why = found
+            line = data.count(b"\n", 0, offset + start) + 1
+            raise SourceError(_not_text(offset + start, line, why))
+
+
+def _not_text(offset: int, line: int, why: str) -> str:
+    return f"not text: binary data from byte {offset:,} (line {line:,}) on ({why})"
 
 
 def _sniff(head: bytes) -> str:
@@ -121,25 +172,46 @@ def _sniff(head: bytes) -> str:
 
 class _DecodedLines:
     """Lines of text from a binary stream: UTF-8 (with or without BOM), else Windows-1252/Latin-1
-    line by line; CR LF and CR line ends."""
+    line by line; CR LF and CR line ends. Every 64 KB is checked before any line of it is given
+    out: from the first byte of binary data on, nothing more is read, and `refusal` says where
+    and why (the lines before it are given out: they are text)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
-        self.position = 0
+        self.position = 0  # bytes given out as lines
+        self.line_number = 0  # lines given out
+        self.refusal = ""
 
     def __iter__(self) -> Iterator[str]:
+        carry: list[bytes] = []  # the start of a line the chunks so far did not finish
+        chunk_offset = 0
         first = True
-        for raw in self.stream:
-            self.position += len(raw)
-            text = _decode(raw)
-            if first:
-                text = text.removeprefix("\ufeff")
+        while chunk := self.stream.read(_SNIFF_BYTES):
+            found = binary_start(chunk)
+            lines = (chunk[: found[0]] if found else chunk).split(b"\n")
+            lines[0] = b"".join([*carry, lines[0]])
+            carry = [lines.pop()]  # unfinished, or the line binary starts in (then lost)
+            for raw in lines:
+                self.position += len(raw) + 1
+                yield from self._decoded(raw, first)
                 first = False
-            text = text.rstrip("\r\n")
-            if "\r" in text:  # old Mac line ends
-                yield from text.split("\r")
-            else:
-                yield text
+            if found:
+                start, why = found
+                self.refusal = _not_text(chunk_offset + start, self.line_number + 1, why)
+                return
+            chunk_offset += len(chunk)
+        if last := b"".join(carry):
+            self.position += len(last)
+            yield from self._decoded(last, first)
+
+    def _decoded(self, raw: bytes, first: bool) -> Iterator[str]:
+        text = _decode(raw)
+        if first:
+            text = text.removeprefix("\ufeff")
+        text = text.rstrip("\r")
+        for line in text.split("\r") if "\r" in text else (text,):  # old Mac line ends
+            self.line_number += 1
+            yield line
 
 
 def _decode(raw: bytes) -> str:
@@ -192,7 +264,8 @@ def _open_url(url: str, format: str) -> Input:
     if data is None:
         return Input(format, iter(()), "", note="not modified since the last poll")
     fingerprint = hashlib.sha256(data).hexdigest()[:32]
-    _check_text(data[:_SNIFF_BYTES])
+    _check_not_empty(data[:_SNIFF_BYTES])
+    refuse_binary(data)
     opened = _whole_document(format if format != "auto" else "daily-json", data, fingerprint)
     opened.remember = lambda: FeedState.objects.update_or_create(url=url, defaults=validators)
     return opened

@@ -4,6 +4,7 @@ status and the terminal matter, call_command otherwise."""
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -254,3 +255,23 @@ def test_a_terminated_ingest_marks_its_own_run_interrupted(process_env):
 
     assert process.returncode == 128 + signal.SIGTERM
     assert runs_in(process_env) == [("failed", "interrupted")]
+
+
+def test_a_dump_followed_by_random_bytes_fails_the_command_saying_where(process_env, tmp_path):
+    text = (DUMPS / "001_f06e917915c8c97f.txt").read_bytes()
+    path = tmp_path / "dump.txt"
+    path.write_bytes(text + random.Random(10).randbytes(3 << 20))
+
+    result = manage_ingest(process_env, str(path), "--json")
+
+    assert result.returncode == 1
+    [line] = result.stderr.decode().strip().splitlines()
+    assert line.startswith(f"CommandError: {path}: not text: binary data from byte {len(text):,}")
+    summary = json.loads(result.stdout)
+    assert summary["failed"] == [{"source": str(path), "why": line.split(": ", 2)[2]}]
+    assert 0 < summary["created"] <= text.count(b"\n")
+    database = process_env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:
+        titles = {title for (title,) in connection.execute("SELECT title FROM digest_paper")}
+    assert len(titles) == summary["created"]
+    assert all(title.isprintable() and title in text.decode() for title in titles)

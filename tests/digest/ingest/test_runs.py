@@ -1,4 +1,7 @@
+import json
 import os
+import random
+import re
 import socket
 import subprocess
 import tempfile
@@ -16,6 +19,7 @@ from digest.ingest import ingest, ingest_sources, store
 from digest.ingest.daily_text import parse_daily_text
 from digest.ingest.records import PaperRecord
 from digest.ingest.runs import STALE_AFTER, fail_stale_runs
+from digest.ingest.sources import binary_start
 from digest.models import IngestRun, Paper
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +73,7 @@ def test_whitespace_only_file_counts_as_empty(tmp_path):
 def test_binary_file_fails_as_not_text(tmp_path):
     run = ingest(write(tmp_path, bytes(range(256)) * 10, "image.png"))
     assert run.status == IngestRun.Status.FAILED
-    assert run.error == "not text: the input looks like binary data"
+    assert run.error == "not text: binary data from byte 0 (line 1) on (NUL bytes)"
     assert Paper.objects.count() == 0
 
 
@@ -292,3 +296,52 @@ def test_each_stored_batch_is_a_sign_of_life(tmp_path):
     )
     assert len(beats) == 3 and beats == sorted(beats)
     assert list(IngestRun.objects.values_list("heartbeat_at", flat=True)) == [beats[-1]]
+
+
+def random_bytes(seed: int, megabytes: int) -> bytes:
+    return random.Random(seed).randbytes(megabytes << 20)
+
+
+def titles_in(content: bytes) -> set[str]:
+    lines = content.decode().splitlines()
+    return {item.title for item in parse_daily_text(lines) if isinstance(item, PaperRecord)}
+
+
+@pytest.mark.parametrize(
+    ("dump_name", "seed", "megabytes"),
+    [("000_5d60b27bee63c9e0.txt", 1, 1), ("003_5be82b830cdb267c.txt", 2, 5)],
+)
+def test_a_dump_turning_binary_fails_saying_where_and_keeps_the_papers_before(
+    tmp_path, dump_name, seed, megabytes
+):
+    text = (DUMPS / dump_name).read_bytes()
+    run = ingest(write(tmp_path, text + random_bytes(seed, megabytes)), batch_size=50)
+
+    assert run.status == IngestRun.Status.FAILED
+    where = re.fullmatch(
+        r"not text: binary data from byte ([\d,]+) \(line ([\d,]+)\) on \(NUL bytes\)", run.error
+    )
+    assert where, run.error
+    offset, line = (int(number.replace(",", "")) for number in where.groups())
+    assert len(text) <= offset < len(text) + 64
+    assert line == text.count(b"\n") + 1  # the dump's last line, which the random bytes follow
+    titles = set(Paper.objects.values_list("title", flat=True))
+    assert titles <= titles_in(text)  # no junk papers
+    assert len(titles) >= len(titles_in(text)) - 1  # only the record binary cut off is lost
+    assert run.records == run.created == len(titles)
+
+
+def test_a_json_document_turning_binary_fails_whole_saying_where(tmp_path):
+    entries = [{"paper": {"title": f"Paper {n}", "summary": ABSTRACT}} for n in range(300)]
+    text = json.dumps(entries, indent=1).encode()
+    assert len(text) > 64 * 1024  # past the first chunk
+    run = ingest(write(tmp_path, text + random_bytes(3, 2), "papers.json"))
+
+    assert run.status == IngestRun.Status.FAILED
+    line = text.count(b"\n") + 1
+    assert run.error.startswith(f"not text: binary data from byte {len(text):,} (line {line:,}) on")
+    assert Paper.objects.count() == 0  # a document is read whole or not at all
+
+
+def test_a_stray_control_character_in_text_is_not_binary():
+    assert binary_start(dump("A \x0c Title \x1b[1m Bold").encode() * 200) is None
