@@ -1,5 +1,6 @@
-"""Importing readers from another tool (CSV: email,topics,frequency,send_hour,timezone, and
-optionally weekday,papers_per_digest,status: the admin's export has them all).
+"""Importing readers from another tool (UTF-8 CSV, one reader per line: email,topics, and
+optionally frequency,send_hour,timezone,weekday,papers_per_digest,status: the admin's export has
+them all).
 
 Imported readers gave their consent to that tool, so they come in confirmed and active (or
 paused, when the file says so). Bad rows are reported with their line and reason and never stop
@@ -21,7 +22,7 @@ from django.utils import timezone
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber
 
-COLUMNS = ("email", "topics", "frequency", "send_hour", "timezone")  # required
+COLUMNS = ("email", "topics", "frequency", "send_hour", "timezone")  # REQUIRED_COLUMNS first
 OPTIONAL_COLUMNS = ("weekday", "papers_per_digest", "status")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,8 +44,16 @@ class ImportResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
+# The only columns a file must have; frequency, send_hour and timezone default to daily, 7 and UTC.
+REQUIRED_COLUMNS = ("email", "topics")
+
+
 class BadRow(ValueError):
     pass
+
+
+class BadFile(ValueError):
+    """The file cannot be imported at all (nothing was); the message is the one-line reason."""
 
 
 def neutralize_cell(value: object) -> str:
@@ -111,23 +120,81 @@ def parse_row(raw_row: dict[str, str | None]) -> dict:
     return fields
 
 
+def decode_csv(data: bytes) -> list[str]:
+    """The lines of a CSV file, which must be UTF-8 (a BOM is fine): a file in another encoding
+    is refused whole (BadFile), since every row of it would be read wrong, not some."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise BadFile(
+            f"not UTF-8: line {line}, column {column} has the byte {data[error.start]:#04x}; "
+            "save the file as UTF-8 and import it again (nothing was imported)"
+        ) from error
+    return text.split("\n")
+
+
 def import_subscribers_csv(lines: Iterable[str]) -> ImportResult:
-    result = ImportResult()
-    reader = csv.DictReader(lines)
-    missing = set(COLUMNS) - set(reader.fieldnames or [])
-    if missing:
-        result.rejected.append((1, f"missing columns: {', '.join(sorted(missing))}"))
-        return result
-    rows: dict[str, dict] = {}  # by lower-cased address: the last row for an address wins
-    for row in reader:
-        try:
-            fields = parse_row(row)
-        except BadRow as error:
-            result.rejected.append((reader.line_num, str(error)))
-            continue
-        rows[fields["email"].lower()] = {**fields, "line": reader.line_num}
+    """Import the lines of a CSV file (see `read_rows`) and save the good rows."""
+    rows, rejected = read_rows(lines)
+    result = ImportResult(rejected=rejected)
     _save(rows, result)
     return result
+
+
+def read_rows(lines: Iterable[str]) -> tuple[dict[str, dict], list[tuple[int, str]]]:
+    """The subscriber fields of each good row, by lower-cased address (the last row for an
+    address wins), and the rejected rows as (line, reason). One reader per line: a line that
+    cannot be split into cells (an unterminated quote, a stray one) is rejected with its number
+    and the lines after it are read as their own rows. BadFile when the header is unusable."""
+    rows: dict[str, dict] = {}
+    rejected: list[tuple[int, str]] = []
+    header: list[str] | None = None
+    for number, line in enumerate(lines, start=1):
+        try:
+            cells = _split(line)
+        except BadRow as error:
+            if header is None:
+                raise BadFile(f"line {number}, the header: {error}") from error
+            rejected.append((number, str(error)))
+            continue
+        if cells is None:
+            continue  # a blank line
+        if header is None:
+            header = [name.strip().lower() for name in cells]
+            missing = [name for name in REQUIRED_COLUMNS if name not in header]
+            if missing:
+                raise BadFile(f"line {number}, the header: missing columns: {', '.join(missing)}")
+            continue
+        try:
+            if any(cell.strip() for cell in cells[len(header) :]):
+                raise BadRow(
+                    f"{len(cells)} cells where the header has {len(header)} "
+                    "(a comma in a cell that is not quoted?)"
+                )
+            fields = parse_row(dict(zip(header, cells, strict=False)))
+        except BadRow as error:
+            rejected.append((number, str(error)))
+            continue
+        rows[fields["email"].lower()] = {**fields, "line": number}
+    if header is None:
+        raise BadFile("the file is empty: expected a header line such as email,topics")
+    return rows, rejected
+
+
+def _split(line: str) -> list[str] | None:
+    """The cells of one line (None if it is blank); BadRow when it cannot be split cleanly."""
+    line = line.rstrip("\r\n")
+    if not line.strip():
+        return None
+    try:
+        [cells] = csv.reader([line], strict=True)
+    except csv.Error as error:
+        if str(error) == "unexpected end of data":
+            raise BadRow('a quoted cell is not closed on this line (a missing ")') from error
+        raise BadRow(f"cannot split this line into cells: {error}") from error
+    return cells
 
 
 def _save(rows: dict[str, dict], result: ImportResult) -> None:

@@ -1,7 +1,11 @@
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from subscriptions.models import Subscriber
 from tests.conftest import PROJECT_DIR
@@ -11,10 +15,10 @@ pytestmark = pytest.mark.django_db
 HEADER = "email,topics,frequency,send_hour,timezone\n"
 
 
-def import_csv(tmp_path: Path, body: str, capsys) -> tuple[str, str]:
+def import_csv(tmp_path: Path, body: str, capsys, *options: str) -> tuple[str, str]:
     path = tmp_path / "readers.csv"
     path.write_text(HEADER + body)
-    call_command("import_subscribers", str(path))
+    call_command("import_subscribers", str(path), *options)
     captured = capsys.readouterr()
     return captured.out, captured.err
 
@@ -44,6 +48,7 @@ def test_bad_rows_are_reported_with_line_and_reason_and_good_rows_kept(tmp_path,
         "often@example.com,llms,hourly,7,UTC\n"
         "alsogood@example.com,diffusion,,,\n",
         capsys,
+        "--allow-rejects",
     )
 
     assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
@@ -72,7 +77,7 @@ def test_reimport_updates_instead_of_duplicating(tmp_path, capsys):
 def test_an_unsubscribed_reader_is_not_resubscribed_by_an_import(tmp_path, capsys):
     Subscriber.objects.create(email="gone@example.com", status=Subscriber.Status.UNSUBSCRIBED)
 
-    _, err = import_csv(tmp_path, "gone@example.com,llms,daily,7,UTC\n", capsys)
+    _, err = import_csv(tmp_path, "gone@example.com,llms,daily,7,UTC\n", capsys, "--allow-rejects")
 
     assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
     assert "gone@example.com is unsubscribed; not re-subscribed" in err
@@ -109,7 +114,7 @@ def test_rows_that_are_not_active_or_paused_are_reported_not_imported(tmp_path, 
         "many@example.com,llms,daily,7,UTC,monday,500,active\n"
     )
 
-    call_command("import_subscribers", str(path))
+    call_command("import_subscribers", str(path), "--allow-rejects")
 
     err = capsys.readouterr().err
     assert not Subscriber.objects.exists()
@@ -139,6 +144,7 @@ def test_variant_spellings_of_an_address_import_as_one_canonical_reader(tmp_path
         "victim@EXAMPLE.COM,llms,daily,7,UTC\n"
         "victim@e\u00adxample.com,llms,daily,7,UTC\n",
         capsys,
+        "--allow-rejects",
     )
 
     assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
@@ -147,3 +153,128 @@ def test_variant_spellings_of_an_address_import_as_one_canonical_reader(tmp_path
     ]
     assert Subscriber.objects.get(email="reader@xn--bcherei-n2a.de").topics == "llms"
     assert "readers.csv:5: invalid email address" in err and "soft hyphen" in err
+
+
+def emails() -> list[str]:
+    return sorted(Subscriber.objects.values_list("email", flat=True))
+
+
+def test_an_unterminated_quote_rejects_its_line_and_the_rows_after_it_are_imported(
+    tmp_path, capsys
+):
+    _, err = import_csv(
+        tmp_path,
+        "good@example.com,llms,daily,7,UTC\n"
+        'bob@example.com,"llms;diffusion,daily,7,UTC\n'
+        "carol@example.com,robotics,daily,7,UTC\n"
+        'dave@example.com,"quantization",weekly,9,UTC\n'
+        'erin@example.com,"agents"x,daily,7,UTC\n'
+        "fay@example.com,bandits,daily,7,UTC\n",
+        capsys,
+        "--allow-rejects",
+    )
+
+    assert emails() == [
+        "carol@example.com",
+        "dave@example.com",
+        "fay@example.com",
+        "good@example.com",
+    ]
+    assert Subscriber.objects.get(email="carol@example.com").topic_lines == ["robotics"]
+    assert err.splitlines() == [
+        f'{tmp_path / "readers.csv"}:3: a quoted cell is not closed on this line (a missing ")',
+        f"{tmp_path / 'readers.csv'}:6: cannot split this line into cells: ',' expected after '\"'",
+    ]
+
+
+def test_a_row_with_more_cells_than_the_header_is_rejected(tmp_path, capsys):
+    _, err = import_csv(
+        tmp_path,
+        "ada@example.com,llms, diffusion,daily,7,UTC\nbob@example.com,llms,daily,7,UTC,,\n",
+        capsys,
+        "--allow-rejects",
+    )
+
+    assert emails() == ["bob@example.com"]
+    assert ":2: 6 cells where the header has 5 (a comma in a cell that is not quoted?)" in err
+
+
+def test_a_file_with_only_email_and_topics_imports_with_the_defaults(tmp_path):
+    path = tmp_path / "readers.csv"
+    path.write_text("email,topics\nada@example.com,llms;diffusion\n")
+
+    call_command("import_subscribers", str(path))
+
+    ada = Subscriber.objects.get()
+    assert ada.topic_lines == ["llms", "diffusion"]
+    assert (ada.frequency, ada.send_hour, ada.time_zone) == ("daily", 7, "UTC")
+
+
+def test_a_file_without_topics_is_refused_whole_saying_which_column_is_missing(tmp_path):
+    path = tmp_path / "readers.csv"
+    path.write_text("email,frequency\nada@example.com,daily\n")
+
+    with pytest.raises(CommandError, match="line 1, the header: missing columns: topics$"):
+        call_command("import_subscribers", str(path), "--allow-rejects")
+    assert emails() == []
+
+
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("import") / "template.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=PROJECT_DIR, env=env, check=True
+    )
+    return path
+
+
+def manage_import(migrated_database, tmp_path, content: bytes, *options: str):
+    """A real `manage.py import_subscribers` process, as an operator runs it."""
+    database = tmp_path / "db.sqlite3"
+    shutil.copyfile(migrated_database, database)
+    path = tmp_path / "readers.csv"
+    path.write_bytes(content)
+    return subprocess.run(
+        [sys.executable, "manage.py", "import_subscribers", str(path), *options],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{database}"},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_file_that_is_not_utf8_is_a_one_line_error_and_exit_status_1(migrated_database, tmp_path):
+    content = HEADER + "ada@example.com,llms,daily,7,UTC\nzoë@example.com,llms,daily,7,UTC\n"
+
+    result = manage_import(migrated_database, tmp_path, content.encode("latin-1"))
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"CommandError: {tmp_path / 'readers.csv'}: not UTF-8: line 3, column 3 has the byte "
+        "0xeb; save the file as UTF-8 and import it again (nothing was imported)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "status"), [((), 1), (("--allow-rejects",), 0)], ids=["default", "allowed"]
+)
+def test_the_exit_status_says_whether_rows_were_rejected(
+    migrated_database, tmp_path, options, status
+):
+    content = HEADER + "ada@example.com,llms,daily,7,UTC\nnot-an-address,llms,daily,7,UTC\n"
+
+    result = manage_import(migrated_database, tmp_path, content.encode(), *options)
+
+    assert result.returncode == status
+    assert "Imported 1 new and updated 0 subscribers; rejected 1 rows." in result.stdout
+    assert f"{tmp_path / 'readers.csv'}:3: invalid email address 'not-an-address'" in result.stderr
+    if status:
+        assert result.stderr.splitlines()[-1].startswith("CommandError: 1 rows of ")
+
+
+def test_a_clean_file_exits_0(migrated_database, tmp_path):
+    result = manage_import(
+        migrated_database, tmp_path, (PROJECT_DIR / "samples/subscribers.csv").read_bytes()
+    )
+    assert (result.returncode, result.stderr) == (0, "")

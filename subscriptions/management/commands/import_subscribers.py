@@ -1,28 +1,44 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subscriptions.importing import import_subscribers_csv
+from subscriptions.importing import BadFile, decode_csv, import_subscribers_csv
 
 
 class Command(BaseCommand):
     help = (
-        "Import readers from another tool as confirmed subscribers. CSV columns: "
-        "email,topics,frequency,send_hour,timezone (topics separated by ';'). "
-        "Bad rows are reported and skipped; an address already here is updated."
+        "Import readers from another tool as confirmed subscribers. A UTF-8 CSV file with the "
+        "columns email,topics (topics separated by ';') and optionally frequency (daily), "
+        "send_hour (7) and timezone (UTC), one reader per line. Bad rows are reported with "
+        "their line and skipped, and make the exit status 1 unless --allow-rejects; an address "
+        "already here is updated."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
+        parser.add_argument(
+            "--allow-rejects",
+            action="store_true",
+            help="Exit 0 even when some rows were rejected (the good rows are imported anyway).",
+        )
 
-    def handle(self, *args, file: Path, **options) -> None:
-        if not file.exists():
-            raise CommandError(f"{file} does not exist")
-        with file.open(newline="", encoding="utf-8-sig") as stream:
-            result = import_subscribers_csv(stream)
+    def handle(self, *args, file: Path, allow_rejects: bool, **options) -> None:
+        try:
+            data = file.read_bytes()
+        except OSError as error:
+            raise CommandError(f"{file}: cannot read it: {error.strerror}") from error
+        try:
+            result = import_subscribers_csv(decode_csv(data))
+        except BadFile as error:
+            raise CommandError(f"{file}: {error}") from error
         for line, reason in result.rejected:
             self.stderr.write(f"{file}:{line}: {reason}")
         self.stdout.write(
             f"Imported {result.created} new and updated {result.updated} subscribers; "
             f"rejected {len(result.rejected)} rows."
         )
+        if result.rejected and not allow_rejects:
+            raise CommandError(
+                f"{len(result.rejected)} rows of {file} were rejected (listed above; the others "
+                "were imported); --allow-rejects exits 0 in that case"
+            )
