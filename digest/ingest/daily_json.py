@@ -7,13 +7,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from digest.ingest.records import (
-    COUNT_MAX,
-    TITLE_MAX_CHARS,
-    PaperRecord,
-    Rejection,
-    clean_text,
-)
+from digest.ingest.records import COUNT_MAX, PaperRecord, Rejection, clean_text, clean_title
 
 _ARXIV_ID = re.compile(
     r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?$"
@@ -29,6 +23,8 @@ def load_daily_json(data: bytes) -> list[Any]:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DailyJsonError(f"not valid JSON: {error}") from error
+    except RecursionError as error:  # "[[[[…": Python's json recurses once per level
+        raise DailyJsonError("not valid JSON: nested too deeply") from error
     if isinstance(document, dict) and isinstance(document.get("papers"), list):
         document = document["papers"]
     if not isinstance(document, list):
@@ -43,7 +39,7 @@ def parse_daily_json(entries: list[Any]) -> Iterator[PaperRecord | Rejection]:
         if not isinstance(paper, dict):
             yield Rejection(where, "entry is not an object with a paper")
             continue
-        title = clean_text(str(paper.get("title") or entry.get("title") or ""))[:TITLE_MAX_CHARS]
+        title = clean_title(str(paper.get("title") or entry.get("title") or ""))
         if not title:
             yield Rejection(where, "paper without a title")
             continue

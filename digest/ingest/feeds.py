@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from digest.ingest.records import (
-    TITLE_MAX_CHARS,
     URL_MAX_CHARS,
     PaperRecord,
     Rejection,
     clean_text,
+    clean_title,
 )
 from digest.models import FeedState
 
@@ -73,6 +73,8 @@ def fetch_feed(url: str) -> FetchedFeed:
         )
     except OSError as error:  # timeouts; feedparser turns most other failures into bozo
         raise FeedError(f"cannot fetch {url}: {error}") from error
+    except Exception as error:  # a feedparser bug on some answer (see parse_feed_bytes)
+        raise FeedError(f"feedparser failed on {url}: {type(error).__name__}: {error}") from error
     status = parsed.get("status")
     if status is None:
         raise FeedError(f"cannot fetch {url}: {parsed.get('bozo_exception', 'no answer')}")
@@ -95,8 +97,23 @@ def remember_feed(url: str, fetched: FetchedFeed) -> None:
     )
 
 
+# A character reference to half of a UTF-16 pair ("&#xD800;") makes feedparser raise
+# UnicodeEncodeError instead of reporting the feed malformed: it becomes U+FFFD first.
+_SURROGATE_REFERENCE = re.compile(rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*5[5-7]\d{3});")
+
+
 def parse_feed_bytes(data: bytes) -> feedparser.FeedParserDict:
-    return feedparser.parse(data)
+    data = _SURROGATE_REFERENCE.sub(_replace_surrogate_reference, data)
+    try:
+        return feedparser.parse(data)
+    except Exception as error:  # a feedparser bug on some input: the feed cannot be read
+        raise FeedError(f"feedparser failed: {type(error).__name__}: {error}") from error
+
+
+def _replace_surrogate_reference(match: re.Match) -> bytes:
+    reference = match[0][2:-1]
+    code = int(reference[1:], 16) if reference[:1] in (b"x", b"X") else int(reference)
+    return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF else match[0]
 
 
 def parse_feed(parsed: feedparser.FeedParserDict) -> Iterator[PaperRecord | Rejection]:
@@ -117,7 +134,8 @@ def parse_feed(parsed: feedparser.FeedParserDict) -> Iterator[PaperRecord | Reje
             continue
         arxiv_id, version = _arxiv_id(entry)
         authors = _authors(entry)
-        categories = [tag["term"] for tag in entry.get("tags", []) if tag.get("term")]
+        categories = [clean_text(tag.get("term") or "") for tag in entry.get("tags", [])]
+        categories = [category for category in categories if category]
         primary = entry.get("arxiv_primary_category", {}).get("term")
         for extra in (primary, category):
             if extra and extra not in categories:
@@ -146,8 +164,8 @@ def _title(raw: str) -> tuple[str, str | None]:
     title = _plain(raw)
     match = _RSS1_TITLE_SUFFIX.search(title)
     if match and match.start() > 0:
-        return title[: match.start()].strip()[:TITLE_MAX_CHARS], match["category"]
-    return title[:TITLE_MAX_CHARS], None
+        return clean_title(title[: match.start()]), match["category"]
+    return clean_title(title), None
 
 
 def _abstract(raw: str) -> str:

@@ -53,10 +53,18 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+# Half of a UTF-16 pair, alone (JSON's "\ud800" escape gives one): no database stores it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
-    """One line of plain text: no control or zero-width characters, single spaces."""
+    """One line of plain text: no control or zero-width characters, single spaces, and U+FFFD
+    for a lone surrogate."""
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-        return text  # most lines: tidy already (isprintable is False for tabs, NBSP, controls)
-    return " ".join(_INVISIBLE.sub(" ", text).split())
+        return text  # most lines (isprintable is False for tabs, NBSP, controls, surrogates)
+    return " ".join(_INVISIBLE.sub(" ", _SURROGATE.sub("\ufffd", text)).split())
+
+
+def clean_title(text: str) -> str:
+    """A title as `clean_text`, cut to TITLE_MAX_CHARS with no space left at the cut."""
+    return clean_text(text)[:TITLE_MAX_CHARS].rstrip()

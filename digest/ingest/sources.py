@@ -58,7 +58,7 @@ def open_input(source: str, *, format: str = "auto") -> Iterator[Input]:
         _check_not_empty(head)
         format = _sniff(head) if format == "auto" else format
         if format == "daily-text":
-            lines = _DecodedLines(stream)
+            lines = DecodedLines(stream)
             yield Input(
                 format,
                 daily_text.parse_daily_text(lines),
@@ -170,14 +170,15 @@ def _sniff(head: bytes) -> str:
     return "daily-text"
 
 
-class _DecodedLines:
+class DecodedLines:
     """Lines of text from a binary stream: UTF-8 (with or without BOM), else Windows-1252/Latin-1
     line by line; CR LF and CR line ends. Every 64 KB is checked before any line of it is given
     out: from the first byte of binary data on, nothing more is read, and `refusal` says where
     and why (the lines before it are given out: they are text)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, *, chunk_bytes: int = _SNIFF_BYTES) -> None:
         self.stream = stream
+        self.chunk_bytes = chunk_bytes
         self.position = 0  # bytes given out as lines
         self.line_number = 0  # lines given out
         self.refusal = ""
@@ -186,7 +187,7 @@ class _DecodedLines:
         carry: list[bytes] = []  # the start of a line the chunks so far did not finish
         chunk_offset = 0
         first = True
-        while chunk := self.stream.read(_SNIFF_BYTES):
+        while chunk := self.stream.read(self.chunk_bytes):
             found = binary_start(chunk)
             lines = (chunk[: found[0]] if found else chunk).split(b"\n")
             lines[0] = b"".join([*carry, lines[0]])
@@ -232,7 +233,7 @@ def _whole_document(format: str, data: bytes, fingerprint: str) -> Input:
         elif format == "daily-json":
             items = daily_json.parse_daily_json(daily_json.load_daily_json(data))
         else:
-            items = daily_text.parse_daily_text(_DecodedLines(io.BytesIO(data)))
+            items = daily_text.parse_daily_text(DecodedLines(io.BytesIO(data)))
         items = iter(list(items))  # a document that cannot be read fails here, before writing
     except (feeds.FeedError, daily_json.DailyJsonError) as error:
         raise SourceError(str(error)) from error

@@ -1,4 +1,5 @@
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -8,9 +9,10 @@ from hypothesis import strategies as st
 
 from digest.ingest import ingest
 from digest.ingest.daily_json import DailyJsonError, load_daily_json, parse_daily_json
-from digest.ingest.records import PaperRecord, Rejection
+from digest.ingest.records import TITLE_MAX_CHARS, PaperRecord, Rejection, clean_text
 from digest.models import FeedState, IngestRun, Paper
 from tests.conftest import QuietHandler, http_server
+from tests.unicode_text import any_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -118,3 +120,77 @@ def test_a_json_api_url_without_json_suffix_is_detected_by_its_content_type():
     with http_server(Handler) as base:
         run = ingest(f"{base}/api/daily_papers")
     assert (run.status, run.format, run.created) == (IngestRun.Status.SUCCEEDED, "daily-json", 2)
+
+
+# Property-based: any unicode in any field, and good entries beside bad ones.
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+field_value = any_text | st.integers() | st.none() | st.lists(any_text, max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["id", "title", "summary", "authors", "upvotes", "publishedAt"]),
+            field_value,
+        ).map(lambda paper: {"paper": paper}),
+        max_size=6,
+    )
+)
+def test_any_unicode_in_any_field_gives_clean_records_or_rejections(entries):
+    document = json.dumps(entries).encode()  # ASCII escapes: lone surrogates come back as such
+
+    items = list(parse_daily_json(load_daily_json(document)))
+
+    assert [item.where for item in items] == [f"entry {n}" for n in range(1, len(entries) + 1)]
+    for record in (item for item in items if isinstance(item, PaperRecord)):
+        assert record.title and len(record.title) <= TITLE_MAX_CHARS
+        for text in (record.title, record.abstract, *record.authors):
+            assert clean_text(text) == text and not SURROGATE.search(text)
+        assert 0 <= record.upvotes <= 2**31 - 1
+
+
+good_entry = st.builds(
+    lambda number, title: {"paper": {"id": f"2401.{number:05d}", "title": title, "summary": "x"}},
+    st.integers(min_value=0, max_value=99999),
+    st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=80),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(good_entry, st.lists(json_values, max_size=2)), min_size=1, max_size=6))
+def test_good_entries_are_kept_beside_any_bad_ones(groups):
+    entries = [entry for good, bad in groups for entry in (good, *bad)]
+
+    titles = [item.title for item in parse_daily_json(entries) if isinstance(item, PaperRecord)]
+
+    remaining = iter(titles)
+    assert all(any(title == good["paper"]["title"] for title in remaining) for good, _ in groups)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300) | any_text.map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_any_bytes_load_as_entries_or_fail_as_not_daily_json(data):
+    try:
+        entries = load_daily_json(data)
+    except DailyJsonError as error:
+        assert str(error)
+    else:
+        assert isinstance(entries, list)
+
+
+def test_a_document_nested_too_deeply_is_not_daily_json_rather_than_a_recursion_error():
+    with pytest.raises(DailyJsonError, match="nested too deeply"):
+        load_daily_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_escape_is_stored_as_a_replacement_character(tmp_path):
+    path = tmp_path / "papers.json"
+    path.write_bytes(rb'[{"paper": {"title": "Broken \ud83d Emoji", "summary": "A \udfff b"}}]')
+
+    run = ingest(str(path))
+
+    assert run.status == IngestRun.Status.SUCCEEDED, run.error
+    assert Paper.objects.get().title == "Broken \ufffd Emoji"

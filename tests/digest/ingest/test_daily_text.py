@@ -6,7 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest.ingest.daily_text import LONG_LINE_CHARS, parse_daily_text
-from digest.ingest.records import PaperRecord, Rejection
+from digest.ingest.records import PaperRecord, Rejection, clean_text
+from tests.unicode_text import any_text
+
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 DUMPS = Path(__file__).resolve().parents[3] / "samples" / "dumps"
 
@@ -236,3 +239,73 @@ def test_page_chrome_anywhere_between_records_loses_nothing(papers, junk, positi
     lines += [line for block in blocks[at:] for line in block]
     records, _ = parse("\n".join(lines))
     assert [(record.title, record.abstract) for record in records] == papers
+
+
+# Property-based: any unicode at all, and the real dumps with any lines between their records.
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(any_text, max_size=25))
+def test_any_unicode_lines_give_clean_records_and_rejections_saying_which_line(lines):
+    items = list(parse_daily_text(lines))
+
+    for item in items:
+        assert isinstance(item, PaperRecord | Rejection)
+        assert 1 <= int(item.where.removeprefix("line ")) <= len(lines)
+    for record in (item for item in items if isinstance(item, PaperRecord)):
+        assert record.title and clean_text(record.title) == record.title
+        assert (
+            len(record.title) <= LONG_LINE_CHARS and clean_text(record.abstract) == record.abstract
+        )
+        assert not SURROGATE.search(record.title + record.abstract)
+
+
+def sample_dump(name: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+    """A real dump's lines and its records as (title line index, title, abstract)."""
+    lines = (DUMPS / name).read_text(encoding="utf-8").splitlines()
+    records = [
+        (int(item.where.removeprefix("line ")) - 1, item.title, item.abstract)
+        for item in parse_daily_text(lines)
+        if isinstance(item, PaperRecord)
+    ]
+    return lines, records
+
+
+SAMPLE_DUMPS = {path.name: sample_dump(path.name) for path in sorted(DUMPS.glob("*.txt"))}
+
+
+def insertion_points(records: list[tuple[int, str, str]]) -> list[int]:
+    """Line indexes between two records that both have a long abstract: arbitrary lines there
+    cannot be taken for either record's title or abstract."""
+    return [
+        later[0]
+        for earlier, later in zip(records, records[1:], strict=False)
+        if len(earlier[2]) > LONG_LINE_CHARS and len(later[2]) > LONG_LINE_CHARS
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(sorted(SAMPLE_DUMPS)),
+    insertions=st.lists(
+        st.tuples(st.integers(min_value=0), st.lists(any_text, min_size=1, max_size=4)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_every_record_of_a_real_dump_survives_any_lines_between_records(name, insertions):
+    lines, records = SAMPLE_DUMPS[name]
+    points = insertion_points(records)
+    at = {points[position % len(points)]: junk for position, junk in insertions}
+    mixed = [new for index, line in enumerate(lines) for new in (*at.get(index, []), line)]
+
+    kept = [
+        (item.title, item.abstract)
+        for item in parse_daily_text(mixed)
+        if isinstance(item, PaperRecord)
+    ]
+
+    expected = iter(kept)
+    assert all(
+        any(pair == (title, abstract) for pair in expected) for _, title, abstract in records
+    )

@@ -1,15 +1,27 @@
+import re
 import socket
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from xml.sax.saxutils import escape
 
+import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.ingest import feeds, ingest
 from digest.ingest.feeds import parse_feed, parse_feed_bytes
-from digest.ingest.records import PaperRecord, Rejection
+from digest.ingest.records import (
+    TITLE_MAX_CHARS,
+    URL_MAX_CHARS,
+    PaperRecord,
+    Rejection,
+    clean_text,
+)
 from digest.models import FeedState, IngestRun, Paper
 from tests.conftest import QuietHandler, http_server
+from tests.unicode_text import any_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -204,3 +216,108 @@ def test_a_feed_server_that_never_answers_fails_the_run_after_the_timeout(monkey
     assert run.status == IngestRun.Status.FAILED
     assert run.error.startswith(f"cannot fetch {url}: ")
     assert "timed out" in run.error
+
+
+# Property-based: any unicode in any entry field, and good entries beside bad ones.
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def entry(**fields) -> feedparser.FeedParserDict:
+    return feedparser.FeedParserDict(fields)
+
+
+entries = st.builds(
+    lambda title, summary, id, link, author, term, href: entry(
+        title=title,
+        summary=summary,
+        id=id,
+        link=link,
+        authors=[{"name": author}],
+        tags=[{"term": term}],
+        links=[{"href": href, "type": "application/pdf"}],
+    ),
+    *[any_text] * 7,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entries, max_size=6), st.booleans())
+def test_any_unicode_in_any_entry_field_gives_clean_records_or_rejections(items, bozo):
+    parsed = feedparser.FeedParserDict(
+        entries=items, feed=feedparser.FeedParserDict(), bozo=bozo, bozo_exception="bad"
+    )
+
+    read = list(parse_feed(parsed)) if items or not bozo else []
+
+    assert len(read) == len(items) + bozo * bool(items)
+    for record in (item for item in read if isinstance(item, PaperRecord)):
+        assert record.title and len(record.title) <= TITLE_MAX_CHARS
+        texts = (record.title, record.abstract, *record.authors, *record.categories)
+        assert all(clean_text(text) == text and not SURROGATE.search(text) for text in texts)
+        assert len(record.url) <= URL_MAX_CHARS and len(record.pdf_url) <= URL_MAX_CHARS
+
+
+xml_character = st.characters(
+    exclude_categories=["Cs"],
+    exclude_characters="".join(map(chr, [*range(9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF])),
+)
+good_title = st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=40)
+bad_item = st.one_of(  # (the item, whether it is well-formed XML)
+    st.just(("<item><title></title></item>", True)),
+    st.text(xml_character, max_size=60).map(
+        lambda text: (
+            f"<item><title>{escape(text)}</title><description>{escape(text)}</description></item>",
+            True,
+        )
+    ),
+    st.just(("<item><description>no title at all</description></item>", True)),
+    any_text.map(lambda text: (f"<item><title>{text[:50]}</title></item>", False)),  # raw
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(good_title, st.lists(bad_item, max_size=2)), min_size=1, max_size=5))
+def test_good_entries_of_a_feed_are_kept_beside_bad_ones(groups):
+    items = "".join(
+        f"<item><title>{title}</title><description>A paper.</description></item>"
+        + "".join(item for item, _ in bad)
+        for title, bad in groups
+    )
+    document = f"<?xml version='1.0'?><rss version='2.0'><channel>{items}</channel></rss>"
+    well_formed = all(ok for _, bad in groups for _, ok in bad)
+
+    try:
+        titles = [
+            item.title
+            for item in parse_feed(parse_feed_bytes(document.encode("utf-8", "surrogatepass")))
+            if isinstance(item, PaperRecord)
+        ]
+    except feeds.FeedError as error:  # the documented refusal, for a feed nothing is read from
+        assert not well_formed and str(error)
+        return
+    if well_formed:
+        remaining = iter(titles)
+        assert all(any(title == good for title in remaining) for good, _ in groups)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400) | any_text.map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_any_bytes_give_records_or_fail_as_not_a_feed(data):
+    try:
+        items = list(parse_feed(parse_feed_bytes(data)))
+    except feeds.FeedError as error:
+        assert str(error)
+    else:
+        assert all(isinstance(item, PaperRecord | Rejection) for item in items)
+
+
+def test_a_character_reference_to_half_a_surrogate_pair_is_read_as_a_replacement_character():
+    document = (
+        "<?xml version='1.0'?><rss version='2.0'><channel><item><title>A &#xD800; Paper"
+        "</title><category>&#55296;</category></item></channel></rss>"
+    )
+
+    [record] = parse_feed(parse_feed_bytes(document.encode()))
+
+    assert (record.title, record.categories) == ("A \ufffd Paper", ["\ufffd"])

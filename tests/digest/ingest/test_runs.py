@@ -21,6 +21,7 @@ from digest.ingest.records import PaperRecord
 from digest.ingest.runs import STALE_AFTER, fail_stale_runs
 from digest.ingest.sources import binary_start
 from digest.models import IngestRun, Paper
+from tests.unicode_text import any_text
 
 pytestmark = pytest.mark.django_db
 
@@ -203,10 +204,9 @@ def test_arbitrary_input_never_crashes_ingest_and_every_record_is_accounted_for(
         path.write_bytes(content)
         run = ingest(str(path))
     assert run.finished_at is not None
-    if run.status == IngestRun.Status.FAILED:
-        assert run.error and "\n" not in run.error and run.records == 0
-    else:
-        assert run.records == run.created + run.updated + run.unchanged
+    if run.status == IngestRun.Status.FAILED:  # the records before binary data are kept
+        assert run.error and "\n" not in run.error
+    assert run.records == run.created + run.updated + run.unchanged
 
 
 def test_an_interrupted_run_is_marked_failed_not_left_running(tmp_path, monkeypatch):
@@ -345,3 +345,24 @@ def test_a_json_document_turning_binary_fails_whole_saying_where(tmp_path):
 
 def test_a_stray_control_character_in_text_is_not_binary():
     assert binary_start(dump("A \x0c Title \x1b[1m Bold").encode() * 200) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(any_text, max_size=12),
+    format=st.sampled_from(["auto", "daily-text", "daily-json"]),
+)
+def test_any_unicode_input_is_stored_or_refused_with_a_reason_never_an_exception(lines, format):
+    content = "\n".join(lines).encode("utf-8", "surrogatepass")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "input"
+        path.write_bytes(content)
+        run = ingest(str(path), format=format)
+
+    assert run.finished_at is not None
+    if run.status == IngestRun.Status.FAILED:  # a documented refusal, not a crash
+        assert run.error.startswith(
+            ("the input is empty", "not text: ", "not valid JSON", "expected")
+        )
+    else:
+        assert run.records == run.created + run.updated + run.unchanged
