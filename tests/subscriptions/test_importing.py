@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from subscriptions.importing import BadFile, decode_csv, import_subscribers_csv, read_rows
 from subscriptions.models import Subscriber
 from tests.conftest import PROJECT_DIR
+from tests.unicode_text import any_text
 
 pytestmark = pytest.mark.django_db
 
@@ -278,3 +282,68 @@ def test_a_clean_file_exits_0(migrated_database, tmp_path):
         migrated_database, tmp_path, (PROJECT_DIR / "samples/subscribers.csv").read_bytes()
     )
     assert (result.returncode, result.stderr) == (0, "")
+
+
+# Property-based: any unicode on any line, and good rows beside bad ones.
+
+any_line = any_text.map(lambda text: text.replace("\n", " "))  # a line of the file
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(any_line, max_size=12))
+def test_any_unicode_lines_are_rows_or_rejections_with_their_line(lines):
+    rows, rejected = read_rows([HEADER.strip(), *lines])
+
+    assert {line for line, _ in rejected} <= set(range(2, len(lines) + 2))
+    assert all(reason and "\n" not in reason for _, reason in rejected)
+    for fields in rows.values():
+        assert 2 <= fields["line"] <= len(lines) + 1
+        assert fields["topics"] and "\n\n" not in fields["topics"]
+
+
+good_row = st.builds(
+    lambda number, topic: (f"reader{number}@example.com", topic),
+    st.integers(min_value=0, max_value=10**6),
+    st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=30),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(good_row, st.lists(any_line, max_size=3)), min_size=1, max_size=6))
+def test_good_rows_are_imported_beside_any_bad_line(groups):
+    lines = [HEADER.strip()]
+    for (email, topic), junk in groups:
+        lines += [f"{email},{topic},daily,7,UTC", *junk]
+    readers = {email: topic for (email, topic), _ in groups}  # the last row for one wins
+
+    rows, _ = read_rows(lines)
+
+    # A junk line is a reader of its own only with an address; it cannot be one of ours.
+    assert {email: rows[email]["topics"] for email in readers} == readers
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300) | any_text.map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_any_bytes_are_lines_or_refused_as_not_utf8(data):
+    try:
+        lines = decode_csv(data)
+    except BadFile as error:
+        assert str(error).startswith("not UTF-8: line ")
+    else:
+        assert "\n".join(lines) == data.decode("utf-8-sig")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(good_row, st.lists(any_line, max_size=2)), min_size=1, max_size=4))
+def test_an_import_with_bad_lines_saves_every_good_row(groups):
+    Subscriber.objects.all().delete()  # examples share the test's transaction
+    lines = [HEADER.strip()]
+    for (email, topic), junk in groups:
+        lines += [f"{email},{topic},daily,7,UTC", *junk]
+
+    import_subscribers_csv(lines)
+
+    saved = dict(Subscriber.objects.values_list("email", "topics"))
+    assert {email: saved.get(email) for (email, _), _ in groups} == {
+        email: topic for (email, topic), _ in groups
+    }
