@@ -9,7 +9,6 @@ scanners follow every link of a message.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from django.urls import reverse
 
 from digest.ingest.records import title_key
 from digest.models import Paper, Rating
-from subscriptions.links import absolute_url
+from subscriptions.links import absolute_url, address_fingerprint
 from subscriptions.models import Subscriber
 
 SALT = "paperboy.digest.ratings"
@@ -38,12 +37,8 @@ class InvalidRatingLink(Exception):
     pass
 
 
-def _fingerprint(email: str) -> str:
-    return hashlib.sha256(email.lower().encode()).hexdigest()[:12]
-
-
 def rating_token(subscriber: Subscriber, paper_id: int) -> str:
-    payload = [subscriber.pk, paper_id, _fingerprint(subscriber.email)]
+    payload = [subscriber.pk, paper_id, address_fingerprint(subscriber.email)]
     return signing.Signer(salt=SALT).sign_object(payload, compress=True)
 
 
@@ -57,7 +52,7 @@ def read_rating_token(token: str, paper_id: int) -> Subscriber:
     if signed_paper_id != paper_id:
         raise InvalidRatingLink("another paper's link")
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or _fingerprint(subscriber.email) != fingerprint:
+    if subscriber is None or address_fingerprint(subscriber.email) != fingerprint:
         raise InvalidRatingLink("gone")
     return subscriber
 

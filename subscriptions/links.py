@@ -32,7 +32,8 @@ class InvalidLink(Exception):
         self.reason = reason
 
 
-def _address_fingerprint(email: str) -> str:
+def address_fingerprint(email: str) -> str:
+    """Ties a signed link to the address it was made for: a changed address voids the link."""
     return hashlib.sha256(email.lower().encode()).hexdigest()[:12]
 
 
@@ -51,7 +52,7 @@ def make_token(
     payload = [
         subscriber.pk,
         purpose,
-        _address_fingerprint(subscriber.email),
+        address_fingerprint(subscriber.email),
         _state_fingerprint(subscriber, purpose),
     ]
     if sign_up_request_id is not None:
@@ -79,7 +80,7 @@ def read_token(token: str, purpose: str) -> Subscriber:
     if signed_purpose != purpose:
         raise InvalidLink("tampered")
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or _address_fingerprint(subscriber.email) != fingerprint:
+    if subscriber is None or address_fingerprint(subscriber.email) != fingerprint:
         raise InvalidLink("gone")
     if _state_fingerprint(subscriber, purpose) != state:
         raise InvalidLink("used")
