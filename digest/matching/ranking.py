@@ -13,7 +13,7 @@ from scipy import sparse
 
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.paper_index import RELEVANCE_THRESHOLD, PaperIndex
-from digest.matching.profile import Profile, Vectors, stack
+from digest.matching.profile import Profile, Vectors, concatenated_ranges, stack
 
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
@@ -61,16 +61,52 @@ class Picks:
 
 
 @dataclass
+class _Remembered:
+    """The papers the profiles remember (rated up, or rated down), each distinct one once: a paper
+    many readers rated is compared with the day's papers once. Interest i remembers the rows
+    ids[starts[i]:starts[i + 1]] of `matrix`, latest first."""
+
+    matrix: sparse.csr_matrix  # distinct papers × features
+    ids: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(
+        cls, rows: Sequence[Vectors | None], columns: tuple[np.ndarray, np.ndarray], width: int
+    ) -> _Remembered:
+        counts = [len(vectors) if vectors is not None else 0 for vectors in rows]
+        every = Vectors.concatenate([vectors for vectors in rows if vectors is not None])
+        distinct, ids = every.distinct()
+        matrix, _ = stack([distinct], columns, width)
+        return cls(matrix, ids, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+    def owned(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the owner of each remembered row of interests a:b, counted from a; the rows' ids)."""
+        counts = np.diff(self.starts[a : b + 1])
+        return np.repeat(np.arange(b - a), counts), self.ids[self.starts[a] : self.starts[b]]
+
+
+def _near_duplicates(matrix: sparse.csr_matrix, papers_t: sparse.csr_matrix) -> sparse.csr_matrix:
+    """rows × papers: the cosine of each pair from NEAR_DUPLICATE up, nothing below."""
+    blocks = [sparse.csr_matrix((0, papers_t.shape[1]), dtype=np.float32)]
+    for a in range(0, matrix.shape[0], SUBSCRIBER_CHUNK * 4):
+        cosines = (matrix[a : a + SUBSCRIBER_CHUNK * 4] @ papers_t).tocsr()
+        cosines.data[cosines.data < NEAR_DUPLICATE] = 0
+        cosines.eliminate_zeros()
+        blocks.append(cosines)
+    return sparse.vstack(blocks, format="csr")
+
+
+@dataclass
 class _Profiles:
     """The interests' profiles over the index's words: centroids (one row per interest), and the
-    remembered papers rated up and down (rows starts[i]:starts[i + 1] are interest i's)."""
+    papers rated up and down they remember."""
 
     papers_t: sparse.csr_matrix  # features × papers, unit paper vectors
     centroids: sparse.csr_matrix
-    liked: sparse.csr_matrix
-    liked_starts: np.ndarray
-    disliked: sparse.csr_matrix
-    disliked_starts: np.ndarray
+    liked: _Remembered
+    disliked: _Remembered
+    near: sparse.csr_matrix  # distinct papers rated down × the day's papers close to them
     liked_titles: list[str]
 
     @classmethod
@@ -81,18 +117,16 @@ class _Profiles:
         columns, width = index.profile_columns(), len(index.vocabulary)
         no_row = Vectors(offsets=np.zeros(2, dtype=np.int64))  # one empty row: no profile
         centroids, _ = stack([p.weights if p else no_row for p in profiles], columns, width)
-        liked, liked_starts = stack([p.liked if p else None for p in profiles], columns, width)
-        disliked, disliked_starts = stack(
-            [p.disliked if p else None for p in profiles], columns, width
-        )
+        liked = _Remembered.of([p.liked if p else None for p in profiles], columns, width)
+        disliked = _Remembered.of([p.disliked if p else None for p in profiles], columns, width)
+        papers_t = index.profile_papers().T.tocsr()
         titles = [t for p in profiles if p for t in p.liked_titles]
         return cls(
-            index.profile_papers().T.tocsr(),
+            papers_t,
             centroids,
             liked,
-            liked_starts,
             disliked,
-            disliked_starts,
+            _near_duplicates(disliked.matrix, papers_t),
             titles,
         )
 
@@ -111,38 +145,36 @@ class _Profiles:
             mine = best[rows]
             eligible = (mine > 0) | (similarity >= PROFILE_FLOOR)
             best[rows] = np.where(eligible, np.maximum(mine + part[rows], 0), 0)
-        first, last = self.disliked_starts[a], self.disliked_starts[b]
-        if last > first:
-            cosines = (self.disliked[first:last] @ self.papers_t).tocoo()
-            near = cosines.data >= NEAR_DUPLICATE
-            owners = np.searchsorted(self.disliked_starts, cosines.row[near] + first, "right") - 1
-            factor = np.ones((b - a, best.shape[1]), dtype=best.dtype)
-            np.minimum.at(factor, (owners - a, cosines.col[near]), 1 - cosines.data[near])
+        owners, ids = self.disliked.owned(a, b)
+        sizes = np.diff(self.near.indptr)[ids]
+        if sizes.any():
+            entries = concatenated_ranges(self.near.indptr[ids], sizes)
+            factor = np.ones_like(best)
+            where = (np.repeat(owners, sizes), self.near.indices[entries])
+            np.minimum.at(factor, where, 1 - self.near.data[entries])
             best *= factor
         return part
 
     def liked_like(self, rows: np.ndarray, papers: np.ndarray, a: int) -> np.ndarray:
         """For each (interest a + row, paper) pair, the remembered paper rated up most like it
-        (an index into liked_titles), -1 when none is alike at all."""
+        (an index into liked_titles; the latest of equals), -1 when none is alike at all."""
         found = np.full(len(rows), -1, dtype=np.int64)
-        sizes = np.diff(self.liked_starts)[a + rows]
-        if not len(rows) or not sizes.any():
-            return found
+        starts = self.liked.starts[a + rows]
+        sizes = self.liked.starts[a + rows + 1] - starts
         has = np.flatnonzero(sizes)
-        sizes = sizes[has]
-        starts = self.liked_starts[a + rows[has]]
-        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        liked_rows = np.repeat(starts, sizes) + offsets
-        distinct, column = np.unique(papers[has], return_inverse=True)
-        first = int(liked_rows.min())
-        block = (
-            self.liked[first : int(liked_rows.max()) + 1] @ self.papers_t[:, distinct]
-        ).toarray()
-        cosines = block[liked_rows - first, np.repeat(column, sizes)]
-        pair = np.repeat(np.arange(len(has)), sizes)
-        order = np.lexsort((-cosines, pair))
-        heads = order[np.concatenate([[0], np.cumsum(sizes)[:-1]])]
-        found[has] = np.where(cosines[heads] > 0, liked_rows[heads], -1)
+        if not len(has):
+            return found
+        sizes, starts = sizes[has], starts[has]
+        remembered = concatenated_ranges(starts, sizes)  # positions in liked_titles
+        ids, id_column = np.unique(self.liked.ids[remembered], return_inverse=True)
+        distinct, paper_column = np.unique(papers[has], return_inverse=True)
+        block = (self.liked.matrix[ids] @ self.papers_t[:, distinct]).toarray()
+        cosines = block[id_column.reshape(-1), np.repeat(paper_column.reshape(-1), sizes)]
+        heads = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        best = np.maximum.reduceat(cosines, heads)
+        at_best = np.where(cosines == np.repeat(best, sizes), np.arange(len(cosines)), len(cosines))
+        first_best = np.minimum.reduceat(at_best, heads)
+        found[has] = np.where(best > 0, remembered[first_best], -1)
         return found
 
 

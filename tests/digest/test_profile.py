@@ -15,7 +15,14 @@ from config.celery import app as celery_app
 from digest import profiles, ratings
 from digest.ingest.records import title_key
 from digest.matching import Interest, PaperIndex, rank, select_papers, to_matches
-from digest.matching.profile import Profile, RatedPaper, idf_of, learn_profile, paper_vector
+from digest.matching.profile import (
+    Profile,
+    RatedPaper,
+    Vectors,
+    idf_of,
+    learn_profile,
+    paper_vector,
+)
 from digest.models import DeliveredPaper, Delivery, Paper, Rating, ReaderProfile
 from subscriptions.models import Subscriber
 
@@ -119,6 +126,76 @@ def test_a_near_duplicate_of_a_paper_rated_down_sinks():
     assert plain[repost_id] > plain[4]  # the repost would come before the other speech paper
     assert sunk.get(repost_id, 0) < sunk[4]
     assert sunk.get(3, 0) < 0.01  # the paper itself: cosine 1, next to nothing left
+
+
+def test_readers_who_rated_the_same_papers_rank_as_each_would_alone():
+    # The ranking compares each distinct remembered paper with the day's papers once; a reader
+    # sharing rated papers with others must still get exactly their own ranking.
+    repost = ("Low-latency streaming speech recognition", SPEECH[0][1])
+    readers = [
+        Interest(["speech recognition"], profile=profile_of(liked=[0, 1], disliked=[3])),
+        Interest(["speech recognition"], profile=profile_of(liked=[1], disliked=[3])),
+        Interest(["speech recognition"]),
+        Interest(["molecules"], profile=profile_of(liked=[0, 1], disliked=[3])),
+        Interest(["speech recognition"], profile=profile_of(liked=[5], disliked=[4, 3])),
+    ]
+    titles, abstracts = corpus()
+    titles, abstracts = titles + [repost[0]], abstracts + [repost[1]]
+    index = PaperIndex.build(titles, abstracts)
+    n = len(titles)
+
+    def digests(interests):
+        picks = rank(index, interests, upvotes=[0] * n, seen_counts=[1] * n, pinned=[False] * n)
+        return to_matches(index, picks, list(range(n)), [False] * n)
+
+    together = digests(readers)
+    alone = [digests([reader])[0] for reader in readers]
+
+    assert together == alone
+    assert together[0] != together[2]  # the profile did change something
+
+
+def _vectors(rows):
+    return Vectors.of([dict(row) for row in rows])
+
+
+def test_distinct_rows_keep_apart_rows_that_differ_in_any_word_weight_or_order():
+    rows = [
+        [(1, 0.5), (2, 0.5)],
+        [(1, 0.5), (2, 0.5)],  # the same as the first
+        [(2, 0.5), (1, 0.5)],  # the same words in another order
+        [(1, 0.5), (2, 0.25)],  # another weight
+        [(1, 0.5), (3, 0.5)],  # another second word
+        [(1, 0.5)],  # shorter
+        [],
+        [],
+    ]
+    distinct, positions = _vectors(rows).distinct()
+
+    assert positions.tolist() == [0, 0, 1, 2, 3, 4, 5, 5]
+    assert len(distinct) == 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 5), st.sampled_from([0.25, 0.5, 1.0])),
+            max_size=4,
+            unique_by=lambda entry: entry[0],
+        ),
+        max_size=12,
+    )
+)
+def test_distinct_rows_give_back_every_row_exactly(rows):
+    vectors = _vectors(rows)
+    distinct, positions = vectors.distinct()
+
+    again = distinct.rows(positions)
+    assert again.offsets.tolist() == vectors.offsets.tolist()
+    assert again.hashes.tolist() == vectors.hashes.tolist()
+    assert again.values.tolist() == vectors.values.tolist()
+    assert len(distinct) == len({tuple(row) for row in rows})
 
 
 @settings(max_examples=200, deadline=None)
