@@ -26,16 +26,26 @@ class Match:
     liked_title: str = ""  # the paper rated up it is like, when the reader's profile chose it
 
 
-def _positions(index: PaperIndex, paper: int) -> tuple[dict[str, list[int]], ...]:
-    """Where each stem occurs in the paper's title and abstract tokens."""
+@dataclass(frozen=True)
+class _Field:
+    """A paper's title or abstract as explain() reads it: each token's stem and segment, and
+    where each stem occurs."""
+
+    stems: list[str]
+    segments: list[int]
+    where: dict[str, list[int]]
+
+
+def _fields(index: PaperIndex, paper: int) -> tuple[_Field, ...]:
     if paper not in index.positions:
-        maps = []
+        fields = []
         for tokens in index.tokens[paper]:
             where: dict[str, list[int]] = {}
             for i, token in enumerate(tokens):
                 where.setdefault(token[STEM], []).append(i)
-            maps.append(where)
-        index.positions[paper] = tuple(maps)
+            stems = [token[STEM] for token in tokens]
+            fields.append(_Field(stems, [token[SEGMENT] for token in tokens], where))
+        index.positions[paper] = tuple(fields)
     return index.positions[paper]
 
 
@@ -47,24 +57,28 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
     for acronym, long_form in index.acronyms[paper].items():
         if acronym in own:
             long_forms.append(long_form)
-        elif contains_phrase(stems, long_form):
+        elif long_form[0] in own and contains_phrase(stems, long_form):
             own.add(acronym)
     wanted = own.union(*long_forms)
     surfaces: dict[tuple[str, ...], str | None] = {}  # first surface of each run of stems
     in_title: set[str] = set()  # stems of the title's matching runs
     texts = (index.titles[paper], index.abstracts[paper])
-    fields = zip(index.tokens[paper], _positions(index, paper), strict=True)
-    for number, (tokens, where) in enumerate(fields):
-        found = [i for s in wanted if s in where for i in where[s]]
+    fields = zip(index.tokens[paper], _fields(index, paper), strict=True)
+    for number, (tokens, field_) in enumerate(fields):
+        found: list[int] = []
+        for s in wanted:
+            if s in field_.where:
+                found += field_.where[s]
         found.sort()
-        runs: list[list[int]] = []
+        runs: list[list[int]] = []  # [first, last] token of each run of adjacent matches
+        segments = field_.segments
         for i in found:
-            if runs and runs[-1][-1] == i - 1 and tokens[i - 1][SEGMENT] == tokens[i][SEGMENT]:
-                runs[-1].append(i)
+            if runs and runs[-1][1] == i - 1 and segments[i - 1] == segments[i]:
+                runs[-1][1] = i
             else:
-                runs.append([i])
-        for run in runs:
-            run_stems = tuple(tokens[i][STEM] for i in run)
+                runs.append([i, i])
+        for first, last in runs:
+            run_stems = tuple(field_.stems[first : last + 1])
             if run_stems in surfaces:
                 continue
             surfaces[run_stems] = None
@@ -72,7 +86,7 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
             if own.intersection(run_stems) or any(
                 contains_phrase(run_stems, f) for f in long_forms
             ):
-                surfaces[run_stems] = texts[number][tokens[run[0]][START] : tokens[run[-1]][END]]
+                surfaces[run_stems] = texts[number][tokens[first][START] : tokens[last][END]]
                 if number == 0:
                     in_title.update(run_stems)
     # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
@@ -80,9 +94,11 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
     terms: list[str] = []
     kept: list[frozenset[str]] = []
     for run_stems in sorted(surfaces, key=len, reverse=True):
-        if (surface := surfaces[run_stems]) and not any(kept_ >= set(run_stems) for kept_ in kept):
-            kept.append(frozenset(run_stems))
-            terms.append(surface)
+        if surface := surfaces[run_stems]:
+            run_set = frozenset(run_stems)
+            if not any(kept_ >= run_set for kept_ in kept):
+                kept.append(run_set)
+                terms.append(surface)
     # "In the title" only when the title alone says every word of the topic (an acronym standing
     # for its long form): "Foundation Model" is not "diffusion models".
     for acronym, long_form in index.acronyms[paper].items():
@@ -93,37 +109,22 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
     return tuple(terms[:MAX_MATCHED_TERMS]), in_title.issuperset(stems)
 
 
-@without_cycle_collection
-def to_matches(
-    index: PaperIndex, picks: Picks, paper_ids: Sequence[int], pinned: Sequence[bool]
-) -> list[list[Match]]:
-    """Match objects for the picks; one per distinct (paper, topic line, paper it is like,
-    score), shared by readers."""
-    if not len(picks.papers):
-        return [[] for _ in picks.counts]
-    liked = picks.liked if len(picks.liked) == len(picks.papers) else np.full_like(picks.lines, -1)
-    pair = (picks.papers * (len(picks.topics) + 1) + picks.lines + 1) * (
-        len(picks.liked_titles) + 1
-    ) + (liked + 1)
-    if (liked >= 0).any() or len(picks.liked_titles):  # a profile makes scores the reader's own
-        score_key = np.rint(picks.scores * 1e4).astype(np.int64)  # scores have 4 decimals
-        if pair.max() < 2**44 and score_key.max() < 2**18 and score_key.min() >= 0:
-            keys = pair * 2**18 + score_key
-        else:
-            keys = np.unique(np.column_stack([pair, score_key]), axis=0, return_inverse=True)[1]
-        _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
-    else:
-        _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
-    pinned = np.asarray(pinned, dtype=bool).tolist()
-    made = []
-    said: dict[
-        tuple[int, int], tuple[tuple[str, ...], str]
-    ] = {}  # a paper's words for a topic line, said once
-    for paper, line, like, score in zip(
-        picks.papers[first].tolist(),
-        picks.lines[first].tolist(),
-        liked[first].tolist(),
-        picks.scores[first].tolist(),
+def _reasons(
+    index: PaperIndex,
+    picks: Picks,
+    picked: np.ndarray,
+    liked: np.ndarray,
+    paper_ids: Sequence[int],
+    pinned: list[bool],
+) -> list[tuple]:
+    """For each of the `picked` entries of picks, the Match fields but its score: (paper id,
+    pinned, topic, matched terms, why, liked title)."""
+    reasons = []
+    said: dict[tuple[int, int], tuple[tuple[str, ...], str]] = {}  # words for a line, said once
+    for paper, line, like in zip(
+        picks.papers[picked].tolist(),
+        picks.lines[picked].tolist(),
+        liked[picked].tolist(),
         strict=True,
     ):
         topic, terms, parts = "", (), []
@@ -146,7 +147,41 @@ def to_matches(
         why = "; ".join(parts)
         if pinned[paper]:
             why = f"Pinned by the editors. {why}"
-        made.append(Match(paper_ids[paper], score, pinned[paper], topic, terms, why, liked_title))
+        reasons.append((paper_ids[paper], pinned[paper], topic, terms, why, liked_title))
+    return reasons
+
+
+@without_cycle_collection
+def to_matches(
+    index: PaperIndex, picks: Picks, paper_ids: Sequence[int], pinned: Sequence[bool]
+) -> list[list[Match]]:
+    """Match objects for the picks; one per distinct (paper, topic line, paper it is like,
+    score), shared by readers, and its words said once per paper and topic line."""
+    if not len(picks.papers):
+        return [[] for _ in picks.counts]
+    liked = picks.liked if len(picks.liked) == len(picks.papers) else np.full_like(picks.lines, -1)
+    reason = (picks.papers * (len(picks.topics) + 1) + picks.lines + 1) * (
+        len(picks.liked_titles) + 1
+    ) + (liked + 1)
+    _, first, reason_of = np.unique(reason, return_index=True, return_inverse=True)
+    reasons = _reasons(index, picks, first, liked, paper_ids, np.asarray(pinned, bool).tolist())
+    # A reader's profile makes their scores their own: one Match per reason and score.
+    reason_of = reason_of.reshape(-1).astype(np.int64)
+    score_key = np.rint(picks.scores * 1e4).astype(np.int64)  # scores have 4 decimals
+    score_key -= score_key.min()
+    if len(reasons) * (int(score_key.max()) + 1) < 2**62:
+        keys = reason_of * (int(score_key.max()) + 1) + score_key
+    else:
+        keys = np.unique(np.column_stack([reason_of, score_key]), axis=0, return_inverse=True)[1]
+    _, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
+    made = [
+        Match(r[0], score, r[1], r[2], r[3], r[4], r[5])
+        for r, score in zip(
+            map(reasons.__getitem__, reason_of[first].tolist()),
+            picks.scores[first].tolist(),
+            strict=True,
+        )
+    ]
     every = list(map(made.__getitem__, inverse.reshape(-1).tolist()))
     ends = np.cumsum(picks.counts).tolist()
     return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]

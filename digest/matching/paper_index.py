@@ -84,8 +84,8 @@ class PaperIndex:
     telling_presence: sparse.csr_matrix | None = None  # 1 where `telling` has an entry
     acronyms: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
     tokens: list[tuple[list[Token], list[Token]]] = field(default_factory=list)
-    # Where each stem occurs in a paper's title and abstract, filled as explanations need it.
-    positions: dict[int, tuple[dict[str, list[int]], ...]] = field(default_factory=dict)
+    # Each paper's title and abstract as explanations read them, filled as they need it.
+    positions: dict[int, tuple] = field(default_factory=dict)
     _profile_papers: sparse.csr_matrix | None = None
     _profile_columns: tuple[np.ndarray, np.ndarray] | None = None
 

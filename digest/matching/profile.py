@@ -64,10 +64,14 @@ class Vectors:
     @classmethod
     def concatenate(cls, parts: Sequence[Vectors]) -> Vectors:
         """Every row of every part, in order."""
-        parts = [part for part in parts if len(part)]
+        parts = [part for part in parts if len(part.offsets) > 1]
         if not parts:
             return cls()
-        lengths = np.concatenate([np.diff(part.offsets) for part in parts])
+        # Each part's offsets start at 0: their concatenation's steps are the row lengths, but
+        # for the step down from one part's last offset to the next one's 0.
+        offsets = np.concatenate([part.offsets for part in parts])
+        ends = np.cumsum([len(part.offsets) for part in parts])[:-1]
+        lengths = np.delete(np.diff(offsets), ends - 1)
         return cls(
             np.concatenate([part.hashes for part in parts]),
             np.concatenate([part.values for part in parts]),
@@ -261,35 +265,22 @@ def lookup(hashes_sorted: np.ndarray, hashes: np.ndarray) -> np.ndarray:
 
 
 def stack(
-    rows: Sequence[Vectors | None], columns: tuple[np.ndarray, np.ndarray], width: int
-) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """(every row of every Vectors as one CSR matrix over the index's columns, the first row of
-    each Vectors in it, with one more entry at the end). Unknown words are dropped.
+    vectors: Vectors, columns: tuple[np.ndarray, np.ndarray], width: int
+) -> sparse.csr_matrix:
+    """The rows as one CSR matrix over the index's columns; unknown words are dropped.
 
     `columns`: (sorted hashes of the index's features, their column numbers)."""
     hashes_sorted, column_of = columns
-    counts = np.asarray([len(v) if v is not None else 0 for v in rows], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    present = [v for v in rows if v is not None and len(v)]
-    if not present:
-        return sparse.csr_matrix((int(starts[-1]), width), dtype=np.float32), starts
-    hashes = np.concatenate([v.hashes for v in present])
-    values = np.concatenate([v.values for v in present])
-    # Each Vectors' offsets start at 0: their concatenation's steps are the row lengths, but
-    # for the step down from one Vectors' last offset to the next one's 0.
-    offsets = np.concatenate([v.offsets for v in present])
-    ends = np.cumsum([len(v.offsets) for v in present])[:-1]
-    lengths = np.delete(np.diff(offsets), ends - 1)
+    lengths = np.diff(vectors.offsets)
     row_of = np.repeat(np.arange(len(lengths)), lengths)
-    found = lookup(hashes_sorted, hashes)
+    found = lookup(hashes_sorted, vectors.hashes)
     known = found >= 0
-    per_row = np.bincount(row_of[known], minlength=int(starts[-1]))
-    matrix = sparse.csr_matrix(
+    per_row = np.bincount(row_of[known], minlength=len(lengths))
+    return sparse.csr_matrix(
         (
-            values[known].astype(np.float32),
+            vectors.values[known].astype(np.float32),
             column_of[found[known]].astype(np.int32),
             np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64),
         ),
-        shape=(int(starts[-1]), width),
+        shape=(len(lengths), width),
     )
-    return matrix, starts

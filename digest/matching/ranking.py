@@ -74,10 +74,10 @@ class _Remembered:
     def of(
         cls, rows: Sequence[Vectors | None], columns: tuple[np.ndarray, np.ndarray], width: int
     ) -> _Remembered:
-        counts = [len(vectors) if vectors is not None else 0 for vectors in rows]
+        counts = [len(vectors.offsets) - 1 if vectors is not None else 0 for vectors in rows]
         every = Vectors.concatenate([vectors for vectors in rows if vectors is not None])
         distinct, ids = every.distinct()
-        matrix, _ = stack([distinct], columns, width)
+        matrix = stack(distinct, columns, width)
         return cls(matrix, ids, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
     def owned(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,15 +99,17 @@ def _near_duplicates(matrix: sparse.csr_matrix, papers_t: sparse.csr_matrix) -> 
 
 @dataclass
 class _Profiles:
-    """The interests' profiles over the index's words: centroids (one row per interest), and the
+    """The interests' profiles over the index's words: their centroids, and the
     papers rated up and down they remember."""
 
     papers_t: sparse.csr_matrix  # features × papers, unit paper vectors
-    centroids: sparse.csr_matrix
+    centroids: sparse.csr_matrix  # one row per interest with a profile
+    centroid_of: np.ndarray  # each interest's row in centroids, -1: none
     liked: _Remembered
     disliked: _Remembered
     near: sparse.csr_matrix  # distinct papers rated down × the day's papers close to them
-    liked_titles: list[str]
+    liked_titles: list[str]  # distinct
+    title_of: np.ndarray  # each remembered paper rated up's title in liked_titles
 
     @classmethod
     def of(cls, index: PaperIndex, interests: Sequence[Interest]) -> _Profiles | None:
@@ -115,45 +117,59 @@ class _Profiles:
         if not any(profiles):
             return None
         columns, width = index.profile_columns(), len(index.vocabulary)
-        no_row = Vectors(offsets=np.zeros(2, dtype=np.int64))  # one empty row: no profile
-        centroids, _ = stack([p.weights if p else no_row for p in profiles], columns, width)
+        owners = [i for i, p in enumerate(profiles) if p and len(p.weights) == 1]
+        centroids = stack(
+            Vectors.concatenate([profiles[i].weights for i in owners]), columns, width
+        )
+        centroid_of = np.full(len(profiles), -1, dtype=np.int64)
+        centroid_of[owners] = np.arange(len(owners))
         liked = _Remembered.of([p.liked if p else None for p in profiles], columns, width)
         disliked = _Remembered.of([p.disliked if p else None for p in profiles], columns, width)
         papers_t = index.profile_papers().T.tocsr()
-        titles = [t for p in profiles if p for t in p.liked_titles]
+        # Titles said once: readers who rated up the same paper share its "like 'X'".
+        titles: dict[str, int] = {}
+        title_of = np.fromiter(
+            (titles.setdefault(t, len(titles)) for p in profiles if p for t in p.liked_titles),
+            dtype=np.int64,
+        )
         return cls(
             papers_t,
             centroids,
+            centroid_of,
             liked,
             disliked,
             _near_duplicates(disliked.matrix, papers_t),
-            titles,
+            list(titles),
+            title_of,
         )
 
-    def score(self, best: np.ndarray, a: int, b: int) -> np.ndarray | None:
-        """The profile's part of each score of the block of interests a:b (None: nobody in it
-        has a profile); `best` (their topic relevance) becomes the blended score, near
-        duplicates of papers rated down sunk. Only the rows of readers with a profile are
-        touched."""
-        part = None
-        centroids = self.centroids[a:b]
-        rows = np.flatnonzero(np.diff(centroids.indptr))
+    def score(self, best: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """`best`, the topic relevance of the block of interests a:b, becomes the blended score
+        of those with a profile, near duplicates of papers rated down sunk. Returns the
+        profile's part of the scores: (each interest's row in it, -1 without a profile; the
+        rows). Only the rows of readers with a profile are touched."""
+        part_of = np.full(b - a, -1, dtype=np.int64)
+        rows = np.flatnonzero(self.centroid_of[a:b] >= 0)
+        part_of[rows] = np.arange(len(rows))
+        part = np.zeros((0, best.shape[1]), dtype=best.dtype)
         if len(rows):
-            similarity = (centroids[rows] @ self.papers_t).toarray()
-            part = np.zeros_like(best)
-            part[rows] = PROFILE_WEIGHT * similarity
+            similarity = (self.centroids[self.centroid_of[a + rows]] @ self.papers_t).toarray()
+            part = PROFILE_WEIGHT * similarity
             mine = best[rows]
             eligible = (mine > 0) | (similarity >= PROFILE_FLOOR)
-            best[rows] = np.where(eligible, np.maximum(mine + part[rows], 0), 0)
+            best[rows] = np.where(eligible, np.maximum(mine + part, 0), 0)
         owners, ids = self.disliked.owned(a, b)
         sizes = np.diff(self.near.indptr)[ids]
         if sizes.any():
             entries = concatenated_ranges(self.near.indptr[ids], sizes)
-            factor = np.ones_like(best)
-            where = (np.repeat(owners, sizes), self.near.indices[entries])
-            np.minimum.at(factor, where, 1 - self.near.data[entries])
-            best *= factor
-        return part
+            cells = np.repeat(owners, sizes) * best.shape[1] + self.near.indices[entries]
+            order = np.argsort(cells, kind="stable")
+            cells, keep = cells[order], 1 - self.near.data[entries][order]
+            heads = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+            # Close to several papers rated down: the closest decides.
+            sunk_rows, sunk_papers = np.divmod(cells[heads], best.shape[1])
+            best[sunk_rows, sunk_papers] *= np.minimum.reduceat(keep, heads)
+        return part_of, part
 
     def liked_like(self, rows: np.ndarray, papers: np.ndarray, a: int) -> np.ndarray:
         """For each (interest a + row, paper) pair, the remembered paper rated up most like it
@@ -165,7 +181,7 @@ class _Profiles:
         if not len(has):
             return found
         sizes, starts = sizes[has], starts[has]
-        remembered = concatenated_ranges(starts, sizes)  # positions in liked_titles
+        remembered = concatenated_ranges(starts, sizes)
         ids, id_column = np.unique(self.liked.ids[remembered], return_inverse=True)
         distinct, paper_column = np.unique(papers[has], return_inverse=True)
         block = (self.liked.matrix[ids] @ self.papers_t[:, distinct]).toarray()
@@ -174,7 +190,7 @@ class _Profiles:
         best = np.maximum.reduceat(cosines, heads)
         at_best = np.where(cosines == np.repeat(best, sizes), np.arange(len(cosines)), len(cosines))
         first_best = np.minimum.reduceat(at_best, heads)
-        found[has] = np.where(best > 0, remembered[first_best], -1)
+        found[has] = np.where(best > 0, self.title_of[remembered[first_best]], -1)
         return found
 
 
@@ -279,19 +295,20 @@ def rank(
     sent = _pairs_matrix(*already_sent, shape=(n, n_papers))
 
     counts, papers, lines, scores, liked = [], [], [], [], []
-    width = slots.shape[1]
     for a in range(0, n, SUBSCRIBER_CHUNK):
         b = min(a + SUBSCRIBER_CHUNK, n)
-        # Best of each interest's topic lines, one slot (first lines, second lines...) at a time.
-        best = relevance[slots[a:b, 0]].toarray()
-        for j in range(1, width):
-            if (slots[a:b, j] < 0).all():
-                break
-            # Row -1 (no such line) is empty.
-            np.maximum(best, relevance[slots[a:b, j]].toarray(), out=best)
+        # Each interest's relevance by its first lines, second lines... (row -1, no such line,
+        # is empty), and the best of them.
+        used = int((slots[a:b] >= 0).sum(axis=1).max(initial=1))
+        by_line = [relevance[slots[a:b, j]].toarray() for j in range(used)]
+        best = np.maximum(by_line[0], by_line[1]) if used > 1 else by_line[0].copy()
+        for more in by_line[2:]:
+            np.maximum(best, more, out=best)
         profile_part = profiles.score(best, a, b) if profiles is not None else None
-        if since[a:b].max() > times.min():  # someone's window starts after the oldest paper
-            best *= times[None, :] >= since[a:b, None]
+        # Interests whose window starts after the oldest paper.
+        late = np.flatnonzero(since[a:b] > times.min())
+        if len(late):
+            best[late] *= times[None, :] >= since[a + late, None]
         _zero_pairs(best, excluded[a:b])
         _zero_pairs(best, sent[a:b])
         keys = best * lift[None, :]
@@ -308,17 +325,16 @@ def rank(
         if not picked.size:  # sparse fancy indexing with no pairs returns a matrix, not values
             continue
         papers.append(picked)
-        # The line that matched best, looked up for the picked papers only.
-        line_scores = [
-            np.asarray(relevance[slots[a + rows, j], picked]).ravel() for j in range(width)
-        ]
-        line_scores = np.vstack(line_scores)
+        # The line that matched best, for the picked papers only.
+        line_scores = np.vstack([line[rows, picked] for line in by_line])
         best_line = np.argmax(line_scores, axis=0)
         lines.append(np.where(line_scores.max(axis=0) > 0, slots[a + rows, best_line], -1))
         scores.append(best[rows, picked] * lift[picked])
         like = np.full(len(picked), -1, dtype=np.int64)
         if profile_part is not None:
-            share = profile_part[rows, picked]
+            part_of, part = profile_part
+            mine = part_of[rows]
+            share = np.where(mine >= 0, part[np.maximum(mine, 0), picked], 0)
             said = np.flatnonzero(
                 (share > 0) & (share >= PROFILE_SHARE_EXPLAINED * best[rows, picked])
             )
