@@ -24,6 +24,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
+from config.celery import BROKER_DOWN
 from config.csp import allow_inline_styles_of
 from digest import composing, curation, tasks
 from digest.dashboard import ingest_runs_for_lists
@@ -440,12 +441,21 @@ class IngestRunAdmin(ReadOnlyAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm("digest.add_ingestrun"):
             raise PermissionDenied
-        tasks.ingest_sources.delay()
-        self.message_user(
-            request,
-            f"An ingest of {len(settings.DIGEST_SOURCES)} configured source(s) was started; "
-            "its runs appear below as they finish.",
-        )
+        try:
+            tasks.ingest_sources.delay()
+        except BROKER_DOWN as error:
+            self.message_user(
+                request,
+                f"No ingest was started: the task queue cannot be reached ({error}). "
+                "Try again when it is back, or run `manage.py ingest` on the server.",
+                messages.ERROR,
+            )
+        else:
+            self.message_user(
+                request,
+                f"An ingest of {len(settings.DIGEST_SOURCES)} configured source(s) was "
+                "started; its runs appear below as they finish.",
+            )
         return HttpResponseRedirect(reverse("admin:digest_ingestrun_changelist"))
 
     def changelist_view(self, request, extra_context=None):
@@ -491,8 +501,18 @@ class RetryFailedMixin:
 
     def retry(self, request, failed) -> None:
         ids = list(failed.filter(status=Delivery.Status.FAILED).values_list("pk", flat=True))
-        count = curation.retry_deliveries(ids)
-        self.message_user(request, f"{count} failed deliveries queued to send again.")
+        try:
+            count = curation.retry_deliveries(ids)
+        except BROKER_DOWN as error:
+            # Reset to planned: the beat queues them again once the queue is back.
+            self.message_user(
+                request,
+                f"The deliveries will be sent again when the task queue is back: it cannot be "
+                f"reached now ({error}).",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(request, f"{count} failed deliveries queued to send again.")
 
 
 @admin.register(DigestRun)

@@ -9,6 +9,7 @@ scanners follow every link of a message.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,11 +18,14 @@ from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 
+from config.celery import BROKER_DOWN
+from digest import profiles
 from digest.ingest.records import title_key
 from digest.models import Paper, Rating
 from subscriptions.links import absolute_url, address_fingerprint
 from subscriptions.models import Subscriber
 
+logger = logging.getLogger(__name__)
 SALT = "paperboy.digest.ratings"
 # Stands for the reader's token in an entry rendered once for every reader who got the paper.
 TOKEN_PLACEHOLDER = "reader-token-placeholder-5c1e7d"
@@ -120,9 +124,21 @@ def rating_of(subscriber: Subscriber, paper_id: int) -> Rating | None:
 
 
 def _relearn_after_commit(subscriber_id: int) -> None:
+    transaction.on_commit(lambda: _relearn(subscriber_id))
+
+
+def _relearn(subscriber_id: int) -> None:
+    """Queue the relearning of the reader's profile; with the broker down, learn it here (its
+    cost is bounded: the latest ratings), so the rating still counts in the next digest."""
     from digest.tasks import learn_reader_profile  # the tasks module imports the services
 
-    transaction.on_commit(lambda: learn_reader_profile.delay(subscriber_id))
+    try:
+        learn_reader_profile.delay(subscriber_id)
+    except BROKER_DOWN as error:
+        logger.warning(
+            "Broker down, profile of #%s learned in the request: %r", subscriber_id, error
+        )
+        profiles.learn_reader_profile(subscriber_id)
 
 
 # --- seeds: "Papers like these" ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import IO
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -58,6 +59,9 @@ class SendHourFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
+        if self.value() not in {str(hour) for hour in range(24)}:
+            # The admin shows the unfiltered list with its "incorrect parameters" notice.
+            raise IncorrectLookupParameters(f"send_hour {self.value()!r} is not an hour")
         return queryset.filter(send_hour=int(self.value()))
 
 

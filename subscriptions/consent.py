@@ -6,20 +6,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import kombu.exceptions
-import redis
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.celery import BROKER_DOWN
 from config.emails import send_email
 from subscriptions import links
 from subscriptions.models import OwedEmail, SignUpRequest, Subscriber, SuppressionEvent
 
 logger = logging.getLogger(__name__)
-# What queueing a task raises when the broker cannot be reached.
-BROKER_DOWN = (kombu.exceptions.OperationalError, redis.RedisError, ConnectionError, TimeoutError)
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 PREFERENCE_FIELDS = (

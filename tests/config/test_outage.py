@@ -16,9 +16,12 @@ from django.urls import reverse
 
 from config.cache import DegradingRedisCache
 from config.celery import app as celery_app
+from digest.models import Delivery, IngestRun, Rating, ReaderProfile
 from subscriptions import consent
 from subscriptions.models import OwedEmail, Subscriber
 from tests.conftest import read_outbox
+from tests.digest.test_admin import make_delivery, make_subscriber, run_action
+from tests.digest.test_ratings import make_paper, make_reader, rate_path
 from tests.subscriptions.conftest import links_in, sign_up_data
 
 pytestmark = pytest.mark.django_db
@@ -204,3 +207,54 @@ def test_rate_limits_still_limit_in_the_database_while_redis_is_down(client, red
 
     assert by_address == [302, 302, 429]
     assert by_ip == [302, 429]  # the 4th and 5th sign-up from this IP: the 5th is over 4
+
+
+# --- what else queues a task: a rating, the editor's buttons --------------------------------------
+
+
+def test_a_rating_while_the_broker_is_down_is_saved_and_learned_in_the_request(
+    client, redis_at, django_capture_on_commit_callbacks
+):
+    paper = make_paper("Sparse mixture of experts", abstract="Routing tokens to experts.")
+    reader = make_reader()
+    redis_at(f"redis://127.0.0.1:{free_port()}/0")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(rate_path(paper, "more", reader))
+
+    assert response.status_code == 200
+    assert "Noted: more like this" in response.content.decode()
+    assert Rating.objects.get().value == Rating.Value.MORE
+    profile = ReaderProfile.objects.get(subscriber=reader)
+    assert profile.ratings_count == 1
+    assert profile.liked_titles == ["Sparse mixture of experts"]
+
+
+def test_run_an_ingest_now_while_the_broker_is_down_says_nothing_was_started(
+    admin_client, redis_at
+):
+    redis_at(f"redis://127.0.0.1:{free_port()}/0")
+
+    response = admin_client.post(reverse("admin:digest_ingestrun_run"), follow=True)
+
+    assert response.status_code == 200
+    assert "No ingest was started: the task queue cannot be reached" in response.content.decode()
+    assert not IngestRun.objects.exists()
+
+
+def test_retrying_failed_deliveries_while_the_broker_is_down_leaves_them_to_the_beat(
+    admin_client, redis_at
+):
+    paper = make_paper("Sparse Mixture of Experts")
+    reader = make_subscriber(
+        "failed@example.com", status=Subscriber.Status.ACTIVE, topics="mixture of experts"
+    )
+    failed = make_delivery(reader, [paper], status=Delivery.Status.FAILED, error="Timeout")
+    redis_at(f"redis://127.0.0.1:{free_port()}/0")
+
+    response = run_action(admin_client, "delivery", "retry_failed", [failed])
+
+    assert response.status_code == 200
+    assert "will be sent again when the task queue is back" in response.content.decode()
+    failed.refresh_from_db()
+    assert failed.status == Delivery.Status.PLANNED  # the beat's requeue of stalled ones sends it

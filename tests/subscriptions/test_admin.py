@@ -57,6 +57,17 @@ def test_filters_by_status_frequency_and_send_hour(admin_client):
     assert b'href="?send_hour=18"' in admin_client.get(url).content
 
 
+@pytest.mark.parametrize("hour", ["abc", "²", "24", "9" * 5000])
+def test_a_send_hour_filter_that_is_no_hour_is_refused_not_an_error(admin_client, hour):
+    make_subscriber("a@example.com", send_hour=7)
+
+    response = admin_client.get(reverse(CHANGELIST), {"send_hour": hour})
+
+    # Django's admin answers unusable filters with its "?e=1" page, the unfiltered list.
+    assert response.status_code == 302
+    assert response.url.endswith("?e=1")
+
+
 def change_form(subscriber: Subscriber, **changes) -> dict:
     form = {
         "topics": subscriber.topics,

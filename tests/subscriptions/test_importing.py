@@ -9,7 +9,15 @@ from django.core.management import CommandError, call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from subscriptions.importing import BadFile, decode_csv, import_subscribers_csv, read_rows
+from subscriptions.importing import (
+    MAX_PAPERS_PER_DIGEST,
+    BadFile,
+    BadRow,
+    decode_csv,
+    import_subscribers_csv,
+    parse_row,
+    read_rows,
+)
 from subscriptions.models import Subscriber
 from tests.conftest import PROJECT_DIR
 from tests.unicode_text import any_text
@@ -299,6 +307,48 @@ def test_any_unicode_lines_are_rows_or_rejections_with_their_line(lines):
     for fields in rows.values():
         assert 2 <= fields["line"] <= len(lines) + 1
         assert fields["topics"] and "\n\n" not in fields["topics"]
+
+
+number_like = st.sampled_from(["²", "٣", "7.0", "+7", " 7 ", "0x7", "9" * 5000, "-1", "24", "007"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            column: any_text | number_like
+            for column in (
+                "frequency",
+                "send_hour",
+                "timezone",
+                "weekday",
+                "papers_per_digest",
+                "status",
+            )
+        },
+    )
+)
+def test_any_text_in_the_optional_columns_is_a_reader_or_a_rejection(columns):
+    row = {"email": "reader@example.com", "topics": "graph learning", **columns}
+
+    try:
+        fields = parse_row(row)
+    except BadRow as error:
+        assert str(error) and "\n" not in str(error)
+    else:
+        assert 0 <= fields["send_hour"] <= 23
+        assert 1 <= fields.get("papers_per_digest", 1) <= MAX_PAPERS_PER_DIGEST
+
+
+def test_an_hour_in_other_digits_or_too_many_of_them_is_rejected():
+    for hour in ("²", "9" * 5000, "+7", "7.0"):
+        with pytest.raises(BadRow, match="send_hour"):
+            parse_row({"email": "reader@example.com", "topics": "graphs", "send_hour": hour})
+    assert (
+        parse_row({"email": "a@example.com", "topics": "graphs", "send_hour": "07"})["send_hour"]
+        == 7
+    )
 
 
 good_row = st.builds(
