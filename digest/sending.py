@@ -396,21 +396,29 @@ class Digest:
     delivery: Delivery
     matches: list[Match]
     papers: Mapping[int, Paper]
+    hidden: tuple[int, ...] = ()  # papers planned for it that the editors hid since
 
 
 def digests_for(deliveries: Sequence[Delivery]) -> list[Digest]:
     """Two queries whatever the number of deliveries; a paper shared by many digests is loaded
-    once."""
+    once. A paper hidden since the digest was planned is left out of it."""
     rows = list(
         DeliveredPaper.objects.filter(delivery__in=[delivery.pk for delivery in deliveries])
         .order_by("delivery_id", "position")
         .values_list("delivery_id", "paper_id", "score", "pinned", "topic", "matched_terms", "why")
     )
-    papers = Paper.objects.only(*COMPOSED_PAPER_FIELDS).in_bulk({row[1] for row in rows})
+    papers = Paper.objects.only(*COMPOSED_PAPER_FIELDS, "hidden").in_bulk({row[1] for row in rows})
     matches: dict[int, list[Match]] = {delivery.pk: [] for delivery in deliveries}
+    hidden: dict[int, list[int]] = {delivery.pk: [] for delivery in deliveries}
     for delivery_id, paper_id, score, pinned, topic, terms, why in rows:
-        matches[delivery_id].append(Match(paper_id, score, pinned, topic, tuple(terms), why))
-    return [Digest(delivery, matches[delivery.pk], papers) for delivery in deliveries]
+        if papers[paper_id].hidden:
+            hidden[delivery_id].append(paper_id)
+        else:
+            matches[delivery_id].append(Match(paper_id, score, pinned, topic, tuple(terms), why))
+    return [
+        Digest(delivery, matches[delivery.pk], papers, tuple(hidden[delivery.pk]))
+        for delivery in deliveries
+    ]
 
 
 def load_digests(delivery_ids: Iterable[int]) -> dict[int, Digest]:
@@ -458,8 +466,16 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
             in_flight = None
             for digest in (digests[pk] for pk in delivery_ids if pk in claimed):
                 delivery = digest.delivery
+                if digest.hidden:  # its record says what the reader got
+                    DeliveredPaper.objects.filter(
+                        delivery=delivery, paper_id__in=digest.hidden
+                    ).delete()
+                reason = ""
                 if delivery.subscriber.status != Subscriber.Status.ACTIVE:
                     reason = f"subscriber is {delivery.subscriber.status} now"
+                elif not digest.matches:
+                    reason = "the editors hid every paper of it after it was planned"
+                if reason:
                     _release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
                     results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
                     continue

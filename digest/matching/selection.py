@@ -20,6 +20,7 @@ from digest.models import DeliveredPaper, Delivery, Paper, Rating, ReaderProfile
 from subscriptions.models import Subscriber
 
 FIRST_DIGEST_WINDOW = timedelta(days=7)
+PROMISED = (Delivery.Status.SENT, Delivery.Status.SENDING, Delivery.Status.PLANNED)
 QUERY_CHUNK = 30_000  # ids per IN (...) clause: under SQLite's 32,766 parameters
 
 
@@ -85,9 +86,10 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
     row_of = {s.id: i for i, s in enumerate(subscribers)}
     sent_rows, sent_cols = [], []
     for ids in _chunks([s.id for s in subscribers]):
+        # Sent, or on its way: a digest still retrying will bring its papers.
         delivered = DeliveredPaper.objects.filter(
             delivery__subscriber_id__in=ids,
-            delivery__status=Delivery.Status.SENT,
+            delivery__status__in=PROMISED,
             paper__first_seen__gte=earliest,
         ).values_list("delivery__subscriber_id", "paper_id")
         for subscriber_id, paper_id in delivered:

@@ -485,6 +485,62 @@ def test_subscriber_who_unsubscribed_after_planning_gets_nothing(planned, outbox
     assert Delivery.objects.get(subscriber__email="ada@example.com").status == "skipped"
 
 
+def text_of(message) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_a_paper_hidden_after_planning_is_left_out_of_the_email_and_its_record(outbox):
+    make_paper("Sparse Mixture of Experts at Scale", "A mixture of experts routes tokens.")
+    spam = make_paper("Mixture of Experts, Buy Now", "A mixture of experts for sale.")
+    ada = make_subscriber("ada@example.com")
+    [delivery] = sending.queue_run(sending.plan_deliveries(NOW))
+    assert DeliveredPaper.objects.filter(delivery=delivery).count() == 2
+    Paper.objects.filter(pk=spam.pk).update(hidden=True)  # the editor, before the send
+
+    sending.send_deliveries([delivery])
+
+    [message] = read_outbox(outbox)
+    assert "Sparse Mixture of Experts at Scale" in text_of(message)
+    assert "Buy Now" not in text_of(message)
+    items = DeliveredPaper.objects.filter(delivery__subscriber=ada)
+    assert [item.paper.title for item in items] == ["Sparse Mixture of Experts at Scale"]
+    assert Delivery.objects.get().status == Delivery.Status.SENT
+
+
+def test_a_digest_whose_papers_were_all_hidden_after_planning_is_skipped(planned, outbox):
+    Paper.objects.update(hidden=True)
+
+    results = sending.send_deliveries(planned)
+
+    assert read_outbox(outbox) == []
+    assert {result.outcome for result in results.values()} == {Outcome.SKIPPED}
+    for delivery in Delivery.objects.all():
+        assert delivery.status == Delivery.Status.SKIPPED
+        assert delivery.error == "the editors hid every paper of it after it was planned"
+
+
+def test_papers_of_a_digest_still_retrying_are_not_picked_again_the_next_day(papers, outbox):
+    make_subscriber("ada@example.com")
+    first_day = sending.queue_run(sending.plan_deliveries(NOW))
+    busy = ScriptedBackend({"ada@example.com": api_error(503)})
+    assert sending.send_deliveries(first_day, connection=busy)[first_day[0]].outcome == (
+        Outcome.RETRY
+    )
+
+    next_day = sending.plan_deliveries(NOW + timedelta(days=1))
+    Delivery.objects.filter(pk__in=first_day).update(next_attempt_at=timezone.now())  # retry due
+    sending.send_deliveries(first_day + sending.queue_run(next_day))
+
+    # The retried digest brings the paper; the next day's has nothing else to say.
+    [email] = read_outbox(outbox)
+    assert "Sparse Mixture of Experts at Scale" in text_of(email)
+    assert list(Delivery.objects.order_by("period").values_list("status", flat=True)) == [
+        Delivery.Status.SENT,
+        Delivery.Status.SKIPPED,
+    ]
+    assert DeliveredPaper.objects.filter(delivery__subscriber__email="ada@example.com").count() == 1
+
+
 def test_retry_failed_gives_failed_deliveries_new_attempts(planned):
     backend = ScriptedBackend({"ada@example.com": api_error(422)})
     sending.send_deliveries(planned, connection=backend)
