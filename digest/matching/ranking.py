@@ -86,6 +86,10 @@ class _Remembered:
         return np.repeat(np.arange(b - a), counts), self.ids[self.starts[a] : self.starts[b]]
 
 
+def _padded(titles: Sequence[str], size: int) -> list[str]:
+    return [*titles[:size], *[""] * (size - len(titles))]
+
+
 def _near_duplicates(matrix: sparse.csr_matrix, papers_t: sparse.csr_matrix) -> sparse.csr_matrix:
     """rows × papers: the cosine of each pair from NEAR_DUPLICATE up, nothing below."""
     blocks = [sparse.csr_matrix((0, papers_t.shape[1]), dtype=np.float32)]
@@ -99,8 +103,8 @@ def _near_duplicates(matrix: sparse.csr_matrix, papers_t: sparse.csr_matrix) -> 
 
 @dataclass
 class _Profiles:
-    """The interests' profiles over the index's words: their centroids, and the
-    papers rated up and down they remember."""
+    """The interests' profiles over the index's words: their centroids, and the papers rated up
+    and down they remember."""
 
     papers_t: sparse.csr_matrix  # features × papers, unit paper vectors
     centroids: sparse.csr_matrix  # one row per interest with a profile
@@ -126,10 +130,16 @@ class _Profiles:
         liked = _Remembered.of([p.liked if p else None for p in profiles], columns, width)
         disliked = _Remembered.of([p.disliked if p else None for p in profiles], columns, width)
         papers_t = index.profile_papers().T.tocsr()
-        # Titles said once: readers who rated up the same paper share its "like 'X'".
+        # Titles said once: readers who rated up the same paper share its "like 'X'". One title
+        # per remembered row, whatever was stored ("": a paper without one is not named).
         titles: dict[str, int] = {}
         title_of = np.fromiter(
-            (titles.setdefault(t, len(titles)) for p in profiles if p for t in p.liked_titles),
+            (
+                titles.setdefault(t, len(titles))
+                for p in profiles
+                if p
+                for t in _padded(p.liked_titles, len(p.liked.offsets) - 1)
+            ),
             dtype=np.int64,
         )
         return cls(

@@ -155,6 +155,24 @@ def test_readers_who_rated_the_same_papers_rank_as_each_would_alone():
     assert together[0] != together[2]  # the profile did change something
 
 
+def test_a_stored_profile_missing_its_titles_names_no_paper_and_shifts_no_other_readers():
+    liked = profile_of(liked=[0, 1])
+    untitled = Profile.from_bytes(liked.to_bytes(), [])  # titles lost, vectors kept
+    readers = [
+        Interest(["speech recognition"], profile=untitled),
+        Interest(["speech recognition"], profile=liked),
+    ]
+    titles, abstracts = corpus()
+    index = PaperIndex.build(titles, abstracts)
+    n = len(titles)
+    picks = rank(index, readers, upvotes=[0] * n, seen_counts=[1] * n, pinned=[False] * n)
+    first, second = to_matches(index, picks, list(range(n)), [False] * n)
+
+    assert {m.why for m in first if m.paper_id == 2} == {"Like papers you rated up"}
+    [graph] = [m for m in second if m.paper_id == 2]
+    assert graph.liked_title in (GRAPHS[0][0], GRAPHS[1][0])
+
+
 def _vectors(rows):
     return Vectors.of([dict(row) for row in rows])
 
