@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.addresses import canonical_email
+from subscriptions.consent import PREFERENCE_FIELDS
 from subscriptions.forms import time_zone_names
 from subscriptions.models import Subscriber
 
@@ -208,14 +209,6 @@ def _split(line: str) -> list[str] | None:
 
 def _save(rows: dict[str, dict], result: ImportResult) -> None:
     now = timezone.now()
-    preference_fields = [
-        "topics",
-        "frequency",
-        "weekday",
-        "send_hour",
-        "time_zone",
-        "papers_per_digest",
-    ]
     with transaction.atomic():
         existing = {
             subscriber.email_lower: subscriber
@@ -231,7 +224,7 @@ def _save(rows: dict[str, dict], result: ImportResult) -> None:
                     Subscriber(
                         **{
                             name: fields[name]
-                            for name in ["email", *preference_fields]
+                            for name in ["email", *PREFERENCE_FIELDS]
                             if name in fields
                         },
                         status=fields["status"],
@@ -246,7 +239,7 @@ def _save(rows: dict[str, dict], result: ImportResult) -> None:
                     (fields["line"], f"{fields['email']} is {subscriber.status}; not re-subscribed")
                 )
                 continue
-            for name in preference_fields:
+            for name in PREFERENCE_FIELDS:
                 if name in fields:
                     setattr(subscriber, name, fields[name])
             if subscriber.status == Subscriber.Status.PENDING:
@@ -257,7 +250,7 @@ def _save(rows: dict[str, dict], result: ImportResult) -> None:
         Subscriber.objects.bulk_create(new, batch_size=1000)
         Subscriber.objects.bulk_update(
             changed,
-            [*preference_fields, "status", "confirmed_at", "updated_at"],
+            [*PREFERENCE_FIELDS, "status", "confirmed_at", "updated_at"],
             batch_size=1000,
         )
     result.created, result.updated = len(new), len(changed)

@@ -14,12 +14,18 @@ from scipy import sparse
 
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.profile import feature_hash
-from digest.matching.text import Token, analyze, find_acronyms, phrase_count, topic_stems
+from digest.matching.text import (
+    TITLE_WEIGHT,
+    Token,
+    analyze,
+    find_acronyms,
+    phrase_count,
+    topic_stems,
+)
 
 # BM25-style saturation of a term's weighted count in a paper.
 K1 = 1.2
 B = 0.75
-TITLE_WEIGHT = 4.0  # a word in the title counts as this many in the abstract
 PHRASE_WEIGHT = 1.0  # weight of each adjacent pair of a topic, relative to its words' mean idf
 COVERAGE_POWER = 1.0  # soft AND: relevance × (share of the topic's words present) ** power
 # A paper is sent only if it holds at least this share of the topic's word weight (idf) and two

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
-from digest.matching.text import STEM, analyze
+from digest.matching.text import STEM, TITLE_WEIGHT, analyze
 
 PAPER_WORDS = 40  # a rated paper offers its most telling words
 # 150 -> 60 words: residual-collection nDCG@10 on the tuning half 0.495 -> 0.502 (40: 0.497, 50:
@@ -30,7 +30,6 @@ EXPLAIN_WORDS = 12  # words kept of each remembered paper
 REMEMBERED_LIKED = 10  # the latest papers rated up, to say which one a pick is like
 REMEMBERED_DISLIKED = 10  # the latest papers rated down, to sink their near duplicates
 ROCCHIO_NEGATIVE = 0.25
-TITLE_WEIGHT = 4.0  # as the paper index: a title word counts as this many abstract words
 SATURATION = 1.2
 
 

@@ -58,13 +58,20 @@ def profiles_of(subscriber_ids: Sequence[int]) -> dict[int, Profile]:
     return profiles
 
 
-def rated_papers(subscriber_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """(subscriber id, paper id) of every rating of these readers."""
+def not_again(subscriber_ids: Sequence[int], *, since: datetime) -> list[tuple[int, int]]:
+    """(subscriber id, paper id) of the papers first seen since `since` that a reader must not
+    get: those of their digests sent or on their way (a digest still retrying will bring its
+    papers), and those they rated (a paper rated down, never at all)."""
     pairs: list[tuple[int, int]] = []
     for ids in _chunks(subscriber_ids):
-        pairs += Rating.objects.filter(subscriber_id__in=ids).values_list(
-            "subscriber_id", "paper_id"
-        )
+        pairs += DeliveredPaper.objects.filter(
+            delivery__subscriber_id__in=ids,
+            delivery__status__in=PROMISED,
+            paper__first_seen__gte=since,
+        ).values_list("delivery__subscriber_id", "paper_id")
+        pairs += Rating.objects.filter(
+            subscriber_id__in=ids, paper__first_seen__gte=since
+        ).values_list("subscriber_id", "paper_id")
     return pairs
 
 
@@ -85,19 +92,7 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
     position = {row[0]: i for i, row in enumerate(papers)}
     row_of = {s.id: i for i, s in enumerate(subscribers)}
     sent_rows, sent_cols = [], []
-    for ids in _chunks([s.id for s in subscribers]):
-        # Sent, or on its way: a digest still retrying will bring its papers.
-        delivered = DeliveredPaper.objects.filter(
-            delivery__subscriber_id__in=ids,
-            delivery__status__in=PROMISED,
-            paper__first_seen__gte=earliest,
-        ).values_list("delivery__subscriber_id", "paper_id")
-        for subscriber_id, paper_id in delivered:
-            if paper_id in position:
-                sent_rows.append(row_of[subscriber_id])
-                sent_cols.append(position[paper_id])
-    # A paper the reader rated is never sent again; one rated down, never at all.
-    for subscriber_id, paper_id in rated_papers([s.id for s in subscribers]):
+    for subscriber_id, paper_id in not_again([s.id for s in subscribers], since=earliest):
         if paper_id in position:
             sent_rows.append(row_of[subscriber_id])
             sent_cols.append(position[paper_id])

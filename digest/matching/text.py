@@ -36,6 +36,8 @@ def stem(word: str) -> str:
     return _PORTER.stemWord(w)
 
 
+TITLE_WEIGHT = 4.0  # a word in a paper's title counts as this many in its abstract
+
 # A content word: (stem, start, end, segment). Words of different segments (split by
 # punctuation) are never adjacent. Plain tuples: millions are made per digest round.
 Token = tuple[str, int, int, int]
