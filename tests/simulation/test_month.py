@@ -6,8 +6,10 @@ even days, the `ingest_sources` task on odd ones; once the same file twice), bea
 `plan_and_send` ticks every simulated hour, readers pause, resume, change topics and move time
 zone on their preference page, unsubscribe in one click, bounce through the ESP's webhook, sign
 up (and come back) through the form and the confirmation link, and an editor hides, pins and
-merges papers in the admin. Readers sit in 19 time zones (30- and 45-minute offsets, DST steps
-both ways, a 30-minute DST step on Lord Howe), daily and weekly.
+merges papers in the admin, and a reader rates papers from a digest's links and pastes "Papers
+like these" on their preference page (a paper rated is never sent to them after). Readers sit
+in 19 time zones (30- and 45-minute offsets, DST steps both ways, a 30-minute DST step on Lord
+Howe), daily and weekly.
 
 The clock is Django's `timezone.now`, which every module reads; the planner is given the same
 moment. After each day the test checks, against its own account of who is due when, the rows
@@ -43,7 +45,16 @@ from django.test import Client
 from django.utils import timezone
 
 from digest import tasks
-from digest.models import DeliveredPaper, Delivery, DigestRun, IngestRun, Paper
+from digest.matching import search_papers_for
+from digest.models import (
+    DeliveredPaper,
+    Delivery,
+    DigestRun,
+    IngestRun,
+    Paper,
+    Rating,
+    ReaderProfile,
+)
 from subscriptions.models import Subscriber
 from tests.simulation.listings import Listings
 
@@ -156,6 +167,7 @@ ACTORS = {
     "weekly, pauses": 19,
     "moves across the date line": 17,
     "moves and goes weekly": 20,
+    "rates papers": 14,
 }
 # New schedules on the preference page: (zone, send hour, frequency, weekday).
 MOVES = {
@@ -193,6 +205,8 @@ PLAN = [
     Step(21, timedelta(hours=10, minutes=10), "sign up again", "unsubscribes early"),
     Step(20, timedelta(hours=3, minutes=10), "one-click unsubscribe", "unsubscribes late"),
     Step(22, timedelta(hours=9, minutes=10), "pause", "weekly, pauses"),
+    Step(8, timedelta(hours=12, minutes=10), "rate from the email", "rates papers"),
+    Step(15, EDIT_AT, "paste papers like these", "rates papers"),
 ]
 HIDE_FRESH_DAY, MERGE_DAY, RELIST_HIDDEN_DAY = 5, 11, 7
 
@@ -242,6 +256,7 @@ class Account:
     hidden_arxiv_ids: list[str] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)  # merged-away paper -> kept paper
     topics_changed_at: datetime | None = None
+    rated: dict[str, dict[int, datetime]] = field(default_factory=dict)  # reader -> paper -> when
 
     def __post_init__(self) -> None:
         self.active = {email: [(START, True)] for email in self.readers}
@@ -531,6 +546,49 @@ class Month:
         self.account.merged.update({pk: kept for pk in ids if pk != kept})
         assert Paper.objects.filter(pk__in=ids).count() == 1
 
+    def do_rate_from_the_email(self, who: str, now: datetime) -> None:
+        """ "More like this" on the digest's first paper, "Less like this" on its second: the
+        link opens a page with a button (a GET records nothing), the button records it."""
+        text = self.last_email(who).text
+        more = re.findall(r"^More like this: (\S+)$", text, re.MULTILINE)[0]
+        less = re.findall(r"^Less like this: (\S+)$", text, re.MULTILINE)[1]
+        for url in (more, less):
+            path = urlsplit(url).path
+            before = Rating.objects.count()
+            assert self.web.get(path).status_code == 200
+            assert Rating.objects.count() == before
+            response = self.web.post(path)
+            assert response.status_code == 200 and b"Noted:" in response.content
+            self.account.rated.setdefault(who, {})[int(re.match(r"/papers/(\d+)/", path)[1])] = now
+            self.wait_for_profile(who)
+
+    def do_paste_papers_like_these(self, who: str, now: datetime) -> None:
+        """The reader pastes the arXiv ids of the two papers their next digest would put first:
+        rated up, so it never sends them, and the profile leans towards them."""
+        coming = search_papers_for(Subscriber.objects.get(email=who))[:2]
+        assert len(coming) == 2, "the reader's next digest should have papers to paste"
+        papers = Paper.objects.in_bulk([match.paper_id for match in coming])
+        preferences = self.preferences_path(who)
+        seed = re.search(r'action="(/ratings/[^"]+/seed/)"', self.web.get(preferences).text)[1]
+        pasted = "\n".join(f"arXiv:{papers[match.paper_id].arxiv_id}" for match in coming)
+        response = self.web.post(seed, {"papers": pasted})
+        assert response.status_code == 200, response.content[:2000]
+        for match in coming:
+            self.account.rated[who][match.paper_id] = now
+        self.wait_for_profile(who)
+        left = {match.paper_id for match in search_papers_for(Subscriber.objects.get(email=who))}
+        assert not left & set(self.account.rated[who])
+
+    def wait_for_profile(self, who: str) -> None:
+        """The profile is learned from every rating off the request path: by the worker, or in
+        this process with eager Celery."""
+        deadline = monotonic_time.monotonic() + 30
+        count = len(self.account.rated[who])
+        learned = ReaderProfile.objects.filter(subscriber__email=who, ratings_count=count)
+        while not learned.exists():
+            assert monotonic_time.monotonic() < deadline, f"no profile of {count} ratings"
+            monotonic_time.sleep(0.02)
+
     # --- what readers got ---------------------------------------------------------------------
 
     def most_delivered(self, arxiv_ids: list[str]) -> str:
@@ -616,9 +674,11 @@ class Month:
             # Papers, not ids: a paper merged since the email went out is now the kept one.
             assert [self.paper_now(pk) for pk in email.paper_ids] == papers_of[row["pk"]]
             assert self.account.is_active(email.to, row["run__now"])
+            rated = self.account.rated.get(email.to, {})
             for pk in email.paper_ids:
                 hidden_at = self.account.hidden.get(pk)
                 assert hidden_at is None or row["run__now"] < hidden_at, (pk, email.to)
+                assert pk not in rated or row["run__now"] < rated[pk], (pk, email.to, "rated")
             self.per_reader_papers[email.to].extend(email.paper_ids)
         self.check_no_paper_twice()
         self.check_topics_and_nobodys_papers()
