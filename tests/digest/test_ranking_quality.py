@@ -50,3 +50,14 @@ def test_queries_with_an_exclusion_beat_bm25_which_cannot_exclude(judged):
     assert with_exclusion
     for i in with_exclusion:
         assert scores["Paperboy"][i] > scores["BM25"][i]
+
+
+def test_a_profile_learned_from_the_first_digest_lifts_the_next_one_on_the_held_out_half():
+    from profile_learners import rocchio
+
+    queries, topics_only = ranking_quality.residual_collection()
+    _, with_profile = ranking_quality.residual_collection(learn=rocchio)
+    _, _, held_out_before = ranking_quality.residual_means(queries, topics_only)
+    _, _, held_out_after = ranking_quality.residual_means(queries, with_profile)
+
+    assert held_out_after >= held_out_before + 0.10
