@@ -1,6 +1,7 @@
 """Every email is a subject / text / HTML triple of templates under templates/emails/."""
 
 from datetime import UTC, datetime
+from email.header import Header
 from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
 
@@ -50,11 +51,28 @@ def render_email(name: str, context: dict) -> tuple[str, str, str]:
     return subject, text, html
 
 
+class Email(EmailMultiAlternatives):
+    """A message whose non-ASCII subject parses back exactly as it was written.
+
+    Django encodes such a subject into RFC 2047 encoded words of up to 76 characters without
+    counting "Subject: ", so the first word does not fit on the header's first line and the
+    compat32 generator moves it to the next, leaving "Subject: " empty: a reader of the message
+    then unfolds it with a leading space. Encoded here knowing the header's name, every word fits.
+    """
+
+    def message(self, *args, **kwargs):
+        mime = super().message(*args, **kwargs)
+        if not self.subject.isascii():
+            encoded = Header(self.subject, "utf-8", header_name="Subject").encode()
+            mime.replace_header("Subject", encoded)
+        return mime
+
+
 def build_email(
     name: str, to: str, context: dict, *, headers: dict[str, str] | None = None
 ) -> EmailMultiAlternatives:
     subject, text, html = render_email(name, context)
-    message = EmailMultiAlternatives(
+    message = Email(
         subject=subject,
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,

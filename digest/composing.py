@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.header import Header
 from functools import lru_cache
 
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from config.emails import fit_subject, site_domain, standard_headers
+from config.emails import Email, fit_subject, site_domain, standard_headers
 from digest import ratings
 from digest.archive import archive_url
 from digest.matching import Match, select_papers
@@ -256,23 +255,6 @@ def _load_papers(matches: Sequence[Match]) -> dict[int, Paper]:
     return Paper.objects.in_bulk([match.paper_id for match in matches])
 
 
-class DigestEmail(EmailMultiAlternatives):
-    """A digest message whose non-ASCII subject parses back exactly as it was written.
-
-    Django encodes such a subject into RFC 2047 encoded words of up to 76 characters without
-    counting "Subject: ", so the first word does not fit on the header's first line and the
-    compat32 generator moves it to the next, leaving "Subject: " empty: a reader of the message
-    then unfolds it with a leading space. Encoded here knowing the header's name, every word fits.
-    """
-
-    def message(self, *args, **kwargs):
-        mime = super().message(*args, **kwargs)
-        if not self.subject.isascii():
-            encoded = Header(self.subject, "utf-8", header_name="Subject").encode()
-            mime.replace_header("Subject", encoded)
-        return mime
-
-
 def compose_digest(
     subscriber: Subscriber,
     matches: Sequence[Match],
@@ -293,7 +275,7 @@ def compose_digest(
     headers = digest_headers(subscriber)
     if message_id:
         headers["Message-ID"] = message_id
-    message = DigestEmail(
+    message = Email(
         subject=subject,
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,

@@ -83,3 +83,24 @@ def test_any_subject_fits_on_one_line_within_the_limit(subject):
     else:
         assert fitted.endswith("…")
         assert one_line.startswith(fitted[:-1].rstrip(" ,;:-"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=200))
+def test_any_subject_parses_back_as_written(tmp_path_factory, subject):
+    """Every email (not only digests) keeps a long non-ASCII subject whole: no leading space."""
+    from django.test import override_settings
+
+    from config.emails import build_email
+
+    folder = tmp_path_factory.mktemp("templates")
+    (folder / "emails").mkdir()
+    for part in ("subject.txt", "body.txt", "body.html"):
+        text = "{% autoescape off %}{{ text }}{% endautoescape %}"
+        (folder / "emails" / f"any-{part}").write_text(text, encoding="utf-8")
+    templates = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [folder]}]
+    with override_settings(TEMPLATES=templates):
+        message = build_email("any", "ada@example.org", {"text": subject})
+    parsed = message_from_string(message.message().as_string(), policy=policy.default)
+
+    assert parsed["Subject"] == fit_subject(subject)
