@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -44,6 +45,7 @@ FEEDBACK_WEIGHT = 0.5
 FEEDBACK_MIN_PAPERS = 2  # a word lent must be used by this many of them
 PAPER_WORDS_FOR_FEEDBACK = 40  # a paper offers only its most telling words
 TOPIC_CHUNK = 4096  # distinct topic lines scored together
+REUSED_INDEXES = 2  # the latest built, kept per process by PaperIndex.of
 
 
 def segment_runs(tokens: Sequence[Token]) -> list[list[str]]:
@@ -143,6 +145,13 @@ class PaperIndex:
         index.telling_presence = index.telling.copy()
         index.telling_presence.data[:] = 1
         return index
+
+    @classmethod
+    def of(cls, titles: Sequence[str], abstracts: Sequence[str]) -> PaperIndex:
+        """The index of these papers, reused when the same texts were indexed just before: the
+        planning rounds of a day, every few minutes, mostly see the same papers. An index is a
+        function of the texts alone, and its lazily filled parts are too, so sharing is safe."""
+        return _reused(tuple(titles), tuple(abstracts))
 
     def term_idf(self, feature: str) -> float:
         column = self.vocabulary.get(feature)
@@ -313,6 +322,11 @@ class PaperIndex:
         hits.data = (hits.data > 0.999).astype(np.float32)
         hits.eliminate_zeros()
         return hits
+
+
+@lru_cache(maxsize=REUSED_INDEXES)
+def _reused(titles: tuple[str, ...], abstracts: tuple[str, ...]) -> PaperIndex:
+    return PaperIndex.build(titles, abstracts)
 
 
 def row_sums(matrix: sparse.csr_matrix) -> np.ndarray:

@@ -110,7 +110,7 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
             )
         )
     ids, titles, abstracts, upvotes, seen, pinned, first_seen = zip(*papers, strict=True)
-    index = PaperIndex.build(titles, abstracts)
+    index = PaperIndex.of(titles, abstracts)
     picks = rank(
         index,
         interests,
@@ -136,7 +136,7 @@ def search_papers(query: str, *, limit: int = 10) -> list[Match]:
     if not papers or not topics:
         return []
     ids, titles, abstracts, upvotes, seen, pinned = zip(*papers, strict=True)
-    index = PaperIndex.build(titles, abstracts)
+    index = PaperIndex.of(titles, abstracts)
     picks = rank(
         index,
         [Interest(topics, exclusions, limit)],

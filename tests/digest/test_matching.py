@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import sparse
 
 from digest.matching import (
+    PaperIndex,
     find_acronyms,
     keep_row_top,
     search_papers,
@@ -331,6 +332,25 @@ def test_hidden_paper_is_never_selected():
     subscriber = make_subscriber("speculative decoding")
     assert [m.paper_id for m in select_papers([subscriber], now=NOW)[subscriber.id]] == [shown.id]
     assert titles(search_papers("speculative decoding")) == [shown.title]
+
+
+def test_an_edited_title_counts_at_the_next_selection_although_the_index_is_reused():
+    background()
+    subscriber = make_subscriber("speculative decoding")
+    assert select_papers([subscriber], now=NOW)[subscriber.id] == []
+    edited = Paper.objects.get(title__startswith="Speech recognition")
+    edited.title = "Speculative decoding at the edge"
+    edited.save(update_fields=["title"])
+
+    assert [m.paper_id for m in select_papers([subscriber], now=NOW)[subscriber.id]] == [edited.id]
+
+
+def test_the_same_texts_reuse_one_index_and_other_texts_get_their_own():
+    titles_, abstracts = ["Speculative decoding", "Robot grasping"], [FILLER, FILLER]
+    first = PaperIndex.of(titles_, abstracts)
+
+    assert PaperIndex.of(list(titles_), list(abstracts)) is first
+    assert PaperIndex.of(["Speculative decoding", "Robot grasping!"], abstracts) is not first
 
 
 def test_paper_already_sent_is_not_sent_again():
