@@ -8,7 +8,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -45,7 +44,6 @@ FEEDBACK_WEIGHT = 0.5
 FEEDBACK_MIN_PAPERS = 2  # a word lent must be used by this many of them
 PAPER_WORDS_FOR_FEEDBACK = 40  # a paper offers only its most telling words
 TOPIC_CHUNK = 4096  # distinct topic lines scored together
-REUSED_INDEXES = 2  # the latest built, kept per process by PaperIndex.of
 
 
 def segment_runs(tokens: Sequence[Token]) -> list[list[str]]:
@@ -150,8 +148,18 @@ class PaperIndex:
     def of(cls, titles: Sequence[str], abstracts: Sequence[str]) -> PaperIndex:
         """The index of these papers, reused when the same texts were indexed just before: the
         planning rounds of a day, every few minutes, mostly see the same papers. An index is a
-        function of the texts alone, and its lazily filled parts are too, so sharing is safe."""
-        return _reused(tuple(titles), tuple(abstracts))
+        function of the texts alone, and its lazily filled parts are too, so sharing is safe.
+        Only the latest is kept, and it is let go before another is built: one in memory."""
+        global _latest
+        texts = (tuple(titles), tuple(abstracts))
+        latest = _latest
+        if latest is not None and latest[0] == texts:
+            return latest[1]
+        del latest
+        _latest = None
+        index = cls.build(*texts)
+        _latest = (texts, index)
+        return index
 
     def term_idf(self, feature: str) -> float:
         column = self.vocabulary.get(feature)
@@ -324,9 +332,7 @@ class PaperIndex:
         return hits
 
 
-@lru_cache(maxsize=REUSED_INDEXES)
-def _reused(titles: tuple[str, ...], abstracts: tuple[str, ...]) -> PaperIndex:
-    return PaperIndex.build(titles, abstracts)
+_latest: tuple[tuple[tuple[str, ...], tuple[str, ...]], PaperIndex] | None = None
 
 
 def row_sums(matrix: sparse.csr_matrix) -> np.ndarray:

@@ -1,4 +1,6 @@
+import gc
 import json
+import weakref
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -351,6 +353,14 @@ def test_the_same_texts_reuse_one_index_and_other_texts_get_their_own():
 
     assert PaperIndex.of(list(titles_), list(abstracts)) is first
     assert PaperIndex.of(["Speculative decoding", "Robot grasping!"], abstracts) is not first
+
+
+def test_an_index_no_longer_the_latest_is_let_go():
+    first = weakref.ref(PaperIndex.of(["Speculative decoding"], [FILLER]))
+    PaperIndex.of(["Robot grasping"], [FILLER])
+    gc.collect()
+
+    assert first() is None
 
 
 def test_paper_already_sent_is_not_sent_again():
