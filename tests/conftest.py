@@ -224,3 +224,15 @@ def browser():
         # Queries made while Playwright's loop ran opened their own connection: close it, or the
         # test database cannot be dropped at the end of the run.
         connections.close_all()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory) -> Path:
+    """An SQLite file migrated once by a real `manage.py migrate`: tests that run the project's
+    commands in a process of their own copy it rather than migrate again."""
+    path = tmp_path_factory.mktemp("migrated") / "template.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=PROJECT_DIR, env=env, check=True
+    )
+    return path

@@ -231,16 +231,6 @@ def test_a_file_without_topics_is_refused_whole_saying_which_column_is_missing(t
     assert emails() == []
 
 
-@pytest.fixture(scope="module")
-def migrated_database(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("import") / "template.sqlite3"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=PROJECT_DIR, env=env, check=True
-    )
-    return path
-
-
 def manage_import(migrated_database, tmp_path, content: bytes, *options: str):
     """A real `manage.py import_subscribers` process, as an operator runs it."""
     database = tmp_path / "db.sqlite3"

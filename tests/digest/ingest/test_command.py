@@ -153,16 +153,6 @@ def test_a_wrong_explicit_format_reports_what_it_could_not_read(tmp_path):
         run_command(str(path), "--format", "daily-json")
 
 
-@pytest.fixture(scope="module")
-def migrated_database(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("command") / "template.sqlite3"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=PROJECT_DIR, env=env, check=True
-    )
-    return path
-
-
 @pytest.fixture
 def process_env(migrated_database, tmp_path) -> dict[str, str]:
     """For a real `manage.py ingest` process, on a database file of its own."""
