@@ -334,6 +334,16 @@ def test_search_papers_for_a_subscriber_ranks_their_next_digest(papers, settings
     assert any("which you rated up" in row["why"] for row in after)
 
 
+def test_search_papers_finds_the_reader_by_any_spelling_of_their_address(papers):
+    reader = make_reader()
+    Subscriber.objects.filter(pk=reader.pk).update(email="ada@xn--bcher-kva.example")
+    Paper.objects.update(first_seen=datetime.now(UTC) - timedelta(hours=2))
+
+    stored_spelling = search("--subscriber", "ada@xn--bcher-kva.example")
+    assert stored_spelling  # the reader's speech recognition papers
+    assert search("--subscriber", " Ada@BÜCHER.example ") == stored_spelling
+
+
 def test_search_papers_says_what_is_wrong_with_its_arguments(db):
     with pytest.raises(CommandError, match="No subscriber"):
         call_command("search_papers", "--subscriber", "nobody@example.com")

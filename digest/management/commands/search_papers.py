@@ -28,7 +28,7 @@ class Command(BaseCommand):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
         if subscriber:
-            reader = Subscriber.objects.filter(email__iexact=subscriber.strip()).first()
+            reader = Subscriber.objects.with_email(subscriber).first()
             if reader is None:
                 raise CommandError(f"No subscriber with the address {subscriber!r}.")
             matches = search_papers_for(reader, limit=limit)
