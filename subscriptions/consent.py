@@ -208,11 +208,11 @@ def deliver_consent_email(
 def as_requested(subscriber: Subscriber, pending: SignUpRequest) -> Subscriber:
     """An unsaved copy of the subscriber with a request's preferences, to show what it asks."""
     shown = copy.copy(subscriber)
-    _set_preferences(shown, pending.preferences)
+    set_preferences(shown, pending.preferences)
     return shown
 
 
-def _set_preferences(subscriber: Subscriber, preferences: dict) -> None:
+def set_preferences(subscriber: Subscriber, preferences: dict) -> None:
     """The preference fields `preferences` names, set on the (unsaved) subscriber."""
     for name in PREFERENCE_FIELDS:
         if name in preferences:
@@ -266,7 +266,7 @@ def confirm(
     with transaction.atomic():
         pending = subscriber.sign_up_requests.filter(pk=sign_up_request_id).first()
         if pending is not None:
-            _set_preferences(subscriber, pending.preferences)
+            set_preferences(subscriber, pending.preferences)
             subscriber.consent_at = pending.requested_at
             subscriber.consent_ip = pending.consent_ip
             subscriber.consent_text = pending.consent_text
@@ -283,7 +283,7 @@ def confirm(
 
 
 def update_preferences(subscriber: Subscriber, preferences: dict) -> None:
-    _set_preferences(subscriber, preferences)
+    set_preferences(subscriber, preferences)
     subscriber.save(update_fields=[*PREFERENCE_FIELDS, "updated_at"])
 
 

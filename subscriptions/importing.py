@@ -19,11 +19,13 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.addresses import canonical_email
-from subscriptions.consent import PREFERENCE_FIELDS
+from subscriptions.consent import PREFERENCE_FIELDS, set_preferences
 from subscriptions.forms import time_zone_names
 from subscriptions.models import Subscriber
 
-COLUMNS = ("email", "topics", "frequency", "send_hour", "timezone")  # REQUIRED_COLUMNS first
+# The only columns a file must have; frequency, send_hour and timezone default to daily, 7 and UTC.
+REQUIRED_COLUMNS = ("email", "topics")
+COLUMNS = (*REQUIRED_COLUMNS, "frequency", "send_hour", "timezone")  # the export's first columns
 OPTIONAL_COLUMNS = ("weekday", "papers_per_digest", "status")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,10 +45,6 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
-
-
-# The only columns a file must have; frequency, send_hour and timezone default to daily, 7 and UTC.
-REQUIRED_COLUMNS = ("email", "topics")
 
 
 class BadRow(ValueError):
@@ -239,9 +237,7 @@ def _save(rows: dict[str, dict], result: ImportResult) -> None:
                     (fields["line"], f"{fields['email']} is {subscriber.status}; not re-subscribed")
                 )
                 continue
-            for name in PREFERENCE_FIELDS:
-                if name in fields:
-                    setattr(subscriber, name, fields[name])
+            set_preferences(subscriber, fields)
             if subscriber.status == Subscriber.Status.PENDING:
                 subscriber.status = Subscriber.Status.ACTIVE
                 subscriber.confirmed_at = now
