@@ -16,6 +16,8 @@ from digest import profiles, ratings
 from digest.ingest.records import title_key
 from digest.matching import Interest, PaperIndex, rank, select_papers, to_matches
 from digest.matching.profile import (
+    PAPER_WORDS,
+    PROFILE_WORDS,
     Profile,
     RatedPaper,
     Vectors,
@@ -220,12 +222,12 @@ def test_distinct_rows_give_back_every_row_exactly(rows):
 @given(st.text(max_size=200), st.text(max_size=400), st.sampled_from([1, -1]))
 def test_any_rated_text_learns_a_bounded_unit_profile(title, abstract, value):
     idf, unseen = idf_of([(title, abstract), ("Graphs", "Graph networks.")])
-    vector = paper_vector(title, abstract, idf, unseen_idf=unseen, words=40)
+    vector = paper_vector(title, abstract, idf, unseen_idf=unseen, words=PAPER_WORDS)
     profile = learn_profile([RatedPaper(title, abstract, value)], idf, unseen_idf=unseen)
 
-    assert len(vector) <= 40
+    assert len(vector) <= PAPER_WORDS
     assert not vector or abs(sum(w * w for w in vector.values()) - 1) < 1e-3
-    assert len(profile.weights.hashes) <= 150
+    assert len(profile.weights.hashes) <= PROFILE_WORDS
     assert profile.liked_titles == ([title] if value > 0 else [])
     Profile.from_bytes(profile.to_bytes(), profile.liked_titles)
 
