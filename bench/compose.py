@@ -11,7 +11,7 @@ prints the count).
 
 Prints digests/s for compose_digest (subject, text and HTML rendered, headers and signed links
 built) and for compose_digest plus turning the message into MIME bytes as the SMTP send path
-does (sending.serialize_now). Target: >= 500/s.
+does (messages.serialize_now). Target: >= 500/s.
 """
 
 import os
@@ -70,10 +70,10 @@ def main() -> None:
     import django
 
     django.setup()
-    from digest.composing import compose_digest
+    from digest.delivery.composing import compose_digest
+    from digest.delivery.messages import serialize_now
     from digest.matching import Match
     from digest.models import Paper
-    from digest.sending import serialize_now
     from subscriptions.models import Subscriber
 
     rng = random.Random(5)

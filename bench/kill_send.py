@@ -12,7 +12,7 @@ per reader in the outbox, each parsed back with the `email` package, and prints:
 
 On a SQLite file in a temporary folder by default; with DATABASE_URL pointing at PostgreSQL and
 --flush it runs on that database after emptying it (never point it at one you care about).
-tests/digest/test_sending_recovery.py runs the same scenario.
+tests/digest/delivery/test_sending_recovery.py runs the same scenario.
 """
 
 import argparse

@@ -81,7 +81,7 @@ def run_bench(received, port: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from digest import sending
+    from digest.delivery import planning, sending
     from digest.models import Delivery, Paper
     from subscriptions.models import Subscriber
 
@@ -108,10 +108,10 @@ def run_bench(received, port: int) -> None:
         )
         for n in range(READERS)
     )
-    ids = sending.queue_run(sending.plan_deliveries(now))
+    ids = planning.queue_run(planning.plan_deliveries(now))
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    for chunk in sending.chunked(ids, settings.DIGEST_SEND_CHUNK):
+    for chunk in planning.chunked(ids, settings.DIGEST_SEND_CHUNK):
         sending.send_deliveries(chunk)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
@@ -130,11 +130,11 @@ def run_bench(received, port: int) -> None:
 def print_server_ceiling(port: int, delivery_id: int) -> None:
     import smtplib
 
-    from digest import sending
+    from digest.delivery import messages
     from digest.models import Delivery
 
-    message = sending.delivery_message(Delivery.objects.get(pk=delivery_id))
-    sending.serialize_now(message)
+    message = messages.delivery_message(Delivery.objects.get(pk=delivery_id))
+    messages.serialize_now(message)
     data = message.message().as_bytes(linesep="\r\n")
     client = smtplib.SMTP("127.0.0.1", port)
     started = time.perf_counter()

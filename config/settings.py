@@ -102,7 +102,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 # The schedule lives in the database (editable in the admin); the entries below only seed it.
-CELERY_BEAT_SCHEDULER = "digest.schedule:SeedingDatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "digest.delivery.schedule:SeedingDatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "ingest-sources-daily": {
         "task": "digest.tasks.ingest_sources",

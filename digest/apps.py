@@ -7,7 +7,7 @@ def _install_default_schedule(sender, using: str = "default", **kwargs) -> None:
     # After `migrate`, so an editor sees the periodic tasks in the admin before beat ever ran.
     if "django_celery_beat_periodictask" not in connections[using].introspection.table_names():
         return
-    from digest.schedule import install_default_schedule
+    from digest.delivery.schedule import install_default_schedule
 
     install_default_schedule()
 
@@ -19,12 +19,12 @@ class DigestConfig(AppConfig):
     def ready(self) -> None:
         post_migrate.connect(_install_default_schedule, sender=self)
         from digest.models import Paper
-        from digest.preview import forget_papers
+        from digest.web.preview import forget_papers
 
         # An editor's change to a paper's text reaches the home page's preview at once.
         post_save.connect(forget_papers, sender=Paper, dispatch_uid="preview-paper-saved")
         post_delete.connect(forget_papers, sender=Paper, dispatch_uid="preview-paper-deleted")
-        from digest.views import ratings_section
+        from digest.web.views import ratings_section
         from subscriptions.preference_sections import register_preference_section
 
         register_preference_section("ratings", ratings_section)

@@ -1,10 +1,20 @@
+"""Celery tasks: the edge where the wings' plain functions are scheduled. No wing imports this
+module; views, the admin and commands call it to have work done after commit."""
+
+import logging
+
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from digest import profiles, sending
+from config.celery import BROKER_DOWN
+from digest.delivery import planning, sending
+from digest.feedback import profiles
 from digest.ingest import ingest_configured_sources
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -19,12 +29,16 @@ def plan_and_send(now: str | None = None) -> int | None:
     """Beat's tick: plan the deliveries now due, queue them in chunks, and queue again those
     whose worker died. Returns the run's id (None: nobody was due)."""
     moment = parse_datetime(now) if now else timezone.now()
-    run = sending.plan_round(moment)  # a round that cannot be planned is recorded as failed
-    ids = sending.queue_run(run) + sending.stalled_deliveries()
-    for chunk in sending.chunked(ids, settings.DIGEST_SEND_CHUNK):
-        send_deliveries.delay(chunk)
-    sending.refresh_runs()
+    run = planning.plan_round(moment)  # a round that cannot be planned is recorded as failed
+    queue_sends(planning.queue_run(run) + planning.stalled_deliveries())
     return run.pk
+
+
+def queue_sends(delivery_ids: list[int]) -> None:
+    """Queue the deliveries in chunks of DIGEST_SEND_CHUNK, then count each run's outcomes."""
+    for chunk in planning.chunked(delivery_ids, settings.DIGEST_SEND_CHUNK):
+        send_deliveries.delay(chunk)
+    planning.refresh_runs()
 
 
 @shared_task(acks_late=True)
@@ -49,3 +63,20 @@ def learn_reader_profile(subscriber_id: int) -> int:
     """Relearn a reader's profile after a rating; returns how many ratings it learned from."""
     stored = profiles.learn_reader_profile(subscriber_id)
     return stored.ratings_count if stored else 0
+
+
+def relearn_after_commit(subscriber_id: int) -> None:
+    """Have the reader's profile relearned once their ratings are committed."""
+    transaction.on_commit(lambda: _queue_relearn(subscriber_id))
+
+
+def _queue_relearn(subscriber_id: int) -> None:
+    # With the broker down the profile is learned here (its cost is bounded: the latest
+    # ratings), so the rating still counts in the next digest.
+    try:
+        learn_reader_profile.delay(subscriber_id)
+    except BROKER_DOWN as error:
+        logger.warning(
+            "Broker down, profile of #%s learned in the request: %r", subscriber_id, error
+        )
+        profiles.learn_reader_profile(subscriber_id)

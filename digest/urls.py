@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from digest import views
+from digest.web import views
 
 app_name = "digest"
 

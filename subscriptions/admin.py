@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
-from subscriptions import consent
+from subscriptions import consent, tasks
 from subscriptions.forms import clean_topic_lines, time_zone_names
 from subscriptions.importing import COLUMNS, OPTIONAL_COLUMNS, neutralize_cell
 from subscriptions.models import Subscriber, SuppressionEvent
@@ -173,6 +173,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     def resend_confirmation(self, request, queryset):
         pending = queryset.filter(status=Subscriber.Status.PENDING)
         sent = sum(consent.send_confirmation(subscriber) for subscriber in pending)
+        tasks.queue_consent_emails()
         self.message_count(request, sent, "sent a new confirmation email")
         if throttled := pending.count() - sent:
             self.message_count(

@@ -3,6 +3,7 @@ erasure. Every change of who may be emailed goes through here."""
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -146,34 +147,28 @@ def _send_existing(subscriber: Subscriber) -> bool:
 def _queue_email(
     subscriber: Subscriber, template: str, *, sign_up_request: SignUpRequest | None = None
 ) -> None:
-    """Queue the email for a worker; when the broker is down, owe it (send_owed_emails)."""
-    # Queued after the row is committed (callers run in autocommit, as views do); the task
-    # retries if a caller's transaction has not committed yet when a worker picks it up.
-    from subscriptions.tasks import send_consent_email
-
-    request_id = sign_up_request.pk if sign_up_request else None
-    try:
-        send_consent_email.delay(subscriber.pk, template, request_id)
-    except BROKER_DOWN as error:
-        logger.warning("Broker down, %s email to #%s owed: %r", template, subscriber.pk, error)
-        OwedEmail.objects.create(
-            subscriber=subscriber, template=template, sign_up_request=sign_up_request
-        )
+    """Owe the email: a row written with the change that calls for it, so nothing is lost if the
+    broker is down. The caller queues the owed emails after commit (subscriptions.tasks)."""
+    OwedEmail.objects.create(
+        subscriber=subscriber, template=template, sign_up_request=sign_up_request
+    )
 
 
-def send_owed_emails(limit: int = 500) -> int:
-    """Queue the consent emails owed since the broker went down; how many were queued. Stops at
-    the first that cannot be queued (the broker is still down): the rest stay owed."""
-    from subscriptions.tasks import send_consent_email
-
+def send_owed_emails(queue: Callable[[int, str, int | None], object], limit: int = 500) -> int:
+    """Hand the owed consent emails to `queue` (the sending task's delay), oldest first; how many
+    were queued. Each row is taken by deleting it, so two callers never queue the same email; a
+    broker that is down puts the row back and stops: the rest stay owed for the next call."""
     queued = 0
     for owed in OwedEmail.objects.order_by("pk")[:limit]:
+        taken, _ = OwedEmail.objects.filter(pk=owed.pk).delete()
+        if not taken:
+            continue  # another caller queued it
         try:
-            send_consent_email.delay(owed.subscriber_id, owed.template, owed.sign_up_request_id)
+            queue(owed.subscriber_id, owed.template, owed.sign_up_request_id)
         except BROKER_DOWN as error:
-            logger.warning("Broker still down, owed consent emails wait: %r", error)
+            logger.warning("Broker down, owed consent emails wait: %r", error)
+            owed.save(force_insert=True)
             break
-        owed.delete()
         queued += 1
     return queued
 

@@ -1,3 +1,6 @@
+"""Celery tasks for consent emails: the edge that schedules subscriptions' plain functions.
+No feature module imports this; views and the admin call queue_consent_emails after a change."""
+
 from celery import shared_task
 
 from subscriptions import consent, throttling
@@ -16,4 +19,10 @@ def send_consent_email(
 def send_owed_emails() -> int:
     """Queue the consent emails owed while the broker was down; drop expired rate-limit rows."""
     throttling.forget_expired_windows()
-    return consent.send_owed_emails()
+    return queue_consent_emails()
+
+
+def queue_consent_emails() -> int:
+    """Queue the consent emails owed so far (a sign-up's confirmation, a reminder); with the
+    broker down they stay owed and beat's send_owed_emails queues them once it is back."""
+    return consent.send_owed_emails(send_consent_email.delay)

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from subscriptions import addresses, consent, links, throttling
+from subscriptions import addresses, consent, links, tasks, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
 from subscriptions.preference_sections import render_preference_sections
@@ -72,6 +72,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             consent_text=form.consent_text,
         )
     )
+    tasks.queue_consent_emails()
     return _check_inbox_for(request, addresses.display_email(email))
 
 
@@ -133,6 +134,7 @@ def preferences(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
         notice = "Resumed: your next digest arrives at your usual time."
     elif request.method == "POST" and action == "resubscribe":
         if consent.resubscribe(subscriber):
+            tasks.queue_consent_emails()
             notice = (
                 f"Check your inbox: we sent {subscriber.display_email} a link to confirm. Your "
                 "digest starts again once you press its button."

@@ -47,7 +47,7 @@ def window_starts(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
 
 
 def profiles_of(subscriber_ids: Sequence[int]) -> dict[int, Profile]:
-    """The stored profiles of these readers (digest.profiles learns them)."""
+    """The stored profiles of these readers (digest.feedback.profiles learns them)."""
     profiles = {}
     for ids in _chunks(subscriber_ids):
         rows = ReaderProfile.objects.filter(subscriber_id__in=ids).values_list(

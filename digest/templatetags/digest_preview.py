@@ -4,7 +4,7 @@ never imports `digest`) show the digest a reader's saved topics would bring now.
 from django import template
 from django.utils.safestring import SafeString
 
-from digest.preview import preview_html
+from digest.web.preview import preview_html
 from subscriptions.models import Subscriber
 
 register = template.Library()

@@ -1,7 +1,7 @@
 from django import template
 from django.utils import timezone
 
-from digest.dashboard import dashboard
+from digest.desk.dashboard import dashboard
 
 register = template.Library()
 

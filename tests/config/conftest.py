@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest import sending
+from digest.delivery import rounds
 from digest.models import Paper
 from subscriptions.models import Subscriber
 
@@ -25,5 +25,5 @@ def reader(settings, outbox) -> Subscriber:
     subscriber = Subscriber.objects.create(
         email="ada@example.com", topics="mixture of experts", status=Subscriber.Status.ACTIVE
     )
-    sending.run_digest_round(NOW)
+    rounds.run_digest_round(NOW)
     return subscriber

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.csp import inline_style_sources, sha256_source
-from digest.archive import archive_url
+from digest.delivery.archive import archive_url
 from digest.models import Paper
 from subscriptions import links
 from subscriptions.models import Subscriber

@@ -4,7 +4,7 @@
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from digest.archive import archive_url
+from digest.delivery.archive import archive_url
 from digest.models import Paper
 from tests.config.conftest import NOW
 from tests.conftest import SCREENSHOTS

@@ -17,11 +17,11 @@ from django.urls import reverse
 from config.cache import DegradingRedisCache
 from config.celery import app as celery_app
 from digest.models import Delivery, IngestRun, Rating, ReaderProfile
-from subscriptions import consent
+from subscriptions import tasks
 from subscriptions.models import OwedEmail, Subscriber
 from tests.conftest import read_outbox
-from tests.digest.test_admin import make_delivery, make_subscriber, run_action
-from tests.digest.test_ratings import make_paper, make_reader, rate_path
+from tests.digest.desk.admin_records import make_delivery, make_subscriber, run_action
+from tests.digest.feedback.test_ratings import make_paper, make_reader, rate_path
 from tests.subscriptions.conftest import links_in, sign_up_data
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +137,7 @@ def visit_while_down(client) -> dict:
 
 def send_owed_emails_once_redis_is_back() -> int:
     celery_app.conf.task_always_eager = True  # the worker's side, in this process
-    return consent.send_owed_emails()
+    return tasks.queue_consent_emails()
 
 
 def test_with_the_cache_and_broker_on_a_closed_port_the_site_degrades(client, redis_at, outbox):

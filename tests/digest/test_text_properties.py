@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from digest.composing import compose_digest, cut_at_sentence, highlight
+from digest.delivery.composing import compose_digest, cut_at_sentence, highlight
 from digest.matching import (
     Interest,
     Match,

@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from subscriptions import consent
+from subscriptions import consent, tasks
 from subscriptions.models import Subscriber, SuppressionEvent
 from tests.conftest import read_outbox
 
@@ -17,6 +17,8 @@ def test_send_confirmation_is_refused_within_the_hour(make_subscriber, outbox):
 
     assert consent.send_confirmation(subscriber) is True
     assert consent.send_confirmation(Subscriber.objects.get()) is False
+    assert read_outbox(outbox) == []  # owed, with the change: the caller queues it
+    assert tasks.queue_consent_emails() == 1
     assert len(read_outbox(outbox)) == 1
 
 
@@ -120,4 +122,5 @@ def test_simultaneous_sign_ups_for_one_address_make_one_subscriber_and_one_email
 
     assert errors == []
     assert Subscriber.objects.count() == 1
+    assert tasks.queue_consent_emails() == 1
     assert len(read_outbox(outbox)) == 1

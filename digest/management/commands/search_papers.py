@@ -2,9 +2,9 @@ from json import dumps
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from digest.feedback.ratings import paper_page_path
 from digest.matching import Match, search_papers, search_papers_for
 from digest.models import Paper
-from digest.ratings import paper_page_path
 from subscriptions.links import absolute_url
 from subscriptions.models import Subscriber
 

@@ -4,8 +4,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from digest.delivery.rounds import run_digest_round
 from digest.models import DigestRun
-from digest.sending import run_digest_round
 
 
 class Command(BaseCommand):

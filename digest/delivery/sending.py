@@ -1,0 +1,182 @@
+"""Sending each planned delivery once.
+
+Guarantee: exactly one delivery row per subscriber and period, marked sent at most once (see
+claims). The handoff to the ESP is at-least-once: only if a worker dies after the ESP accepted a
+message and before the "sent" UPDATE commits (a window of one round trip) is the message handed
+over again, with the same Message-ID, which mailbox providers use to drop the duplicate.
+"""
+
+import logging
+import smtplib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from anymail.exceptions import AnymailError
+from django.conf import settings
+from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.message import EmailMessage
+from django.utils import timezone
+
+from digest.delivery.claims import claim, release
+from digest.delivery.messages import compose, load_digests, serialize_now
+from digest.delivery.planning import failure_reason
+from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
+from digest.models import DeliveredPaper, Delivery
+from subscriptions import consent
+from subscriptions.models import Subscriber, SuppressionEvent
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_CLAIMED = "not claimed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    retry_in: float = 0.0
+    error: str = ""
+
+
+def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
+    """Claim, compose, send and record one delivery; does nothing if it is not ours to send."""
+    return send_deliveries([delivery_id], connection=connection)[delivery_id]
+
+
+def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int, SendResult]:
+    """Claim a chunk of deliveries in one UPDATE and send those that are ours through one ESP/SMTP
+    connection, reopened after an error.
+
+    While the server answers for one message the next one is composed: a sender thread (no
+    database) hands each message over, and this thread records the outcome before handing over
+    the next, so at most one message at a time is accepted but not yet marked sent."""
+    connection = connection or get_connection()
+    now = timezone.now()
+    claimed = claim(delivery_ids, now)
+    results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
+    digests = load_digests(claimed)
+    handed_over: set[int] = set()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as sender:
+            connection.open()
+            in_flight = None
+            for digest in (digests[pk] for pk in delivery_ids if pk in claimed):
+                delivery = digest.delivery
+                if digest.hidden:  # its record says what the reader got
+                    DeliveredPaper.objects.filter(
+                        delivery=delivery, paper_id__in=digest.hidden
+                    ).delete()
+                reason = ""
+                if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+                    reason = f"subscriber is {delivery.subscriber.status} now"
+                elif not digest.matches:
+                    reason = "the editors hid every paper of it after it was planned"
+                if reason:
+                    release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
+                    results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
+                    continue
+                try:
+                    message = compose(digest)
+                    if isinstance(connection, SMTPBackend):
+                        serialize_now(message)
+                except Exception as error:  # noqa: BLE001 - recorded on its delivery
+                    results[delivery.pk] = _record_failure(
+                        delivery, now, error, what="composing failed"
+                    )
+                    continue
+                if in_flight:
+                    results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+                    if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
+                        _reconnect(connection)  # a broken connection must not fail the rest
+                handed_over.add(delivery.pk)
+                in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
+            if in_flight:
+                results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+    except Exception as error:
+        # The connection could not be (re)opened: what was not handed over is tried later.
+        for digest in digests.values():
+            if digest.delivery.pk not in handed_over | results.keys():
+                results[digest.delivery.pk] = _put_back(digest.delivery, now, error)
+        if not is_transient(error):
+            raise
+    finally:
+        connection.close()
+    return results
+
+
+def _reconnect(connection) -> None:
+    connection.close()
+    connection.open()
+
+
+def _settle(delivery: Delivery, message: EmailMessage, handover, *, claimed_at) -> SendResult:
+    """Wait for the server's answer on a message; mark it sent (ours only) or record the error."""
+    try:
+        handover.result()
+    except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
+        return _record_failure(delivery, claimed_at, error)
+    esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
+    if not release(
+        delivery,
+        claimed_at,
+        status=Delivery.Status.SENT,
+        sent_at=timezone.now(),
+        message_id=message.extra_headers["Message-ID"],
+        esp_message_id="" if esp_id is None else str(esp_id)[:255],
+        error="",
+    ):
+        logger.warning("delivery %s was taken over while it was being sent", delivery.pk)
+    return SendResult(Outcome.SENT)
+
+
+def _put_back(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
+    """Release a claimed delivery that was never handed over, without counting an attempt."""
+    reason = f"{type(error).__name__}: {error}"[:2000]
+    delay = retry_delay(1)
+    release(
+        delivery,
+        claimed_at,
+        status=Delivery.Status.PLANNED,
+        attempts=delivery.attempts - 1,
+        error=reason,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
+
+
+def _record_failure(
+    delivery: Delivery, claimed_at: datetime, error: Exception, *, what: str = ""
+) -> SendResult:
+    reason = failure_reason(what, error) if what else f"{type(error).__name__}: {error}"[:2000]
+    if is_transient(error) and delivery.attempts < settings.DIGEST_MAX_ATTEMPTS:
+        delay = retry_delay(delivery.attempts)
+        release(
+            delivery,
+            claimed_at,
+            status=Delivery.Status.PLANNED,
+            error=reason,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        )
+        logger.info("delivery %s: transient error, retry in %.1fs: %s", delivery.pk, delay, reason)
+        return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
+    if not is_transient(error) and not isinstance(error, AnymailError | smtplib.SMTPException):
+        logger.exception("delivery %s failed", delivery.pk, exc_info=error)
+    release(delivery, claimed_at, status=Delivery.Status.FAILED, error=reason)
+    if refuses_recipient(error):
+        # As a hard bounce reported by webhook would: no more mail to a dead address.
+        consent.suppress(
+            delivery.subscriber,
+            kind=SuppressionEvent.Kind.HARD_BOUNCE,
+            source=SuppressionEvent.Source.SENDING,
+            detail=reason,
+        )
+    return SendResult(Outcome.FAILED, error=reason)

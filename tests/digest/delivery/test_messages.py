@@ -1,0 +1,97 @@
+"""Digests as messages on the wire: one SMTP connection, whole MIME parts, headers as is."""
+
+import email
+import socket
+from email.policy import compat32
+
+import pytest
+from django.core.mail import EmailMessage
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from digest.delivery import messages, sending
+from digest.delivery.sending import Outcome
+from digest.models import Delivery
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def smtp_server():
+    """A local SMTP server (aiosmtpd, in a thread) that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Keeping:
+        def __init__(self) -> None:
+            self.received: list[tuple[list[str], bytes]] = []
+
+        async def handle_DATA(self, server, session, envelope) -> str:
+            self.received.append((envelope.rcpt_tos, envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Keeping()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler.received
+    controller.stop()
+
+
+def test_a_chunk_goes_over_one_smtp_connection_each_message_whole_and_marked_sent(
+    planned, smtp_server
+):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    port, received = smtp_server
+    backend = EmailBackend(host="127.0.0.1", port=port)
+
+    results = sending.send_deliveries(planned, connection=backend)
+
+    assert {result.outcome for result in results.values()} == {Outcome.SENT}
+    parsed = [email.message_from_bytes(content) for _, content in received]
+    message_ids = dict(Delivery.objects.values_list("subscriber__email", "message_id"))
+    assert {message["To"]: message["Message-ID"] for message in parsed} == message_ids
+    assert [rcpt_tos for rcpt_tos, _ in received] == [[message["To"]] for message in parsed]
+    html = next(part for part in parsed[0].walk() if part.get_content_type() == "text/html")
+    assert "Sparse Mixture of Experts at Scale" in html.get_payload(decode=True).decode()
+
+
+def test_smtp_messages_are_multipart_alternative_with_a_boundary_of_their_own(planned, smtp_server):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    port, received = smtp_server
+    sending.send_deliveries(planned, connection=EmailBackend(host="127.0.0.1", port=port))
+
+    parsed = [email.message_from_bytes(content) for _, content in received]
+    assert [message.get_content_type() for message in parsed] == ["multipart/alternative"] * 3
+    assert len({message.get_boundary() for message in parsed}) == 3
+    for message in parsed:
+        parts = [part.get_content_type() for part in message.walk()][1:]
+        assert parts == ["text/plain", "text/html"]
+
+
+def test_a_boundary_that_occurs_in_the_message_is_not_used(monkeypatch):
+    message = EmailMessage(body="a line with ==taken== in it")
+    tokens = iter(["taken", "free"])
+    monkeypatch.setattr(messages.secrets, "token_hex", lambda size: next(tokens))
+
+    assert messages.fresh_boundary(message) == "==free=="
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["Subject", "List-Unsubscribe", "X"]),
+    st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120),
+        st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x2FF), max_size=120),
+    ),
+)
+def test_short_ascii_headers_are_written_exactly_as_compat32_would(name, value):
+    policy = messages.SHORT_HEADERS_AS_IS.clone(linesep="\r\n")
+
+    assert policy.fold_binary(name, value) == compat32.clone(linesep="\r\n").fold_binary(
+        name, value
+    )
