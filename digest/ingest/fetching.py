@@ -117,7 +117,7 @@ def _checked_addresses(host: str, port: int, *, what: str) -> list[tuple]:
     for *_, sockaddr in addresses:
         address = ipaddress.ip_address(sockaddr[0].split("%")[0])
         if kind := forbidden_kind(address):
-            named = f"{host} is {address}" if host != str(address) else str(address) + " is"
+            named = f"{host} is {address}," if host != str(address) else f"{address} is"
             raise FetchError(
                 f"{what}: refused: {named} a {kind} address "
                 "(list the host in FETCH_ALLOWED_PRIVATE_HOSTS to fetch it)"
