@@ -180,6 +180,17 @@ DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECOND
 
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.
 DIGEST_SOURCES = env_list("DIGEST_SOURCES", str(BASE_DIR / "samples" / "dumps" / "*.txt"))
+# Bounds on what a source may cost. A fetch (every redirect and read of it) ends after
+# FETCH_TIMEOUT_SECONDS, or once its body passes FETCH_MAX_BYTES decompressed; it reaches no
+# private, loopback, link-local or cloud-metadata address unless its host is listed here.
+FETCH_TIMEOUT_SECONDS = float(os.environ.get("FETCH_TIMEOUT_SECONDS", "60"))
+FETCH_MAX_BYTES = int(os.environ.get("FETCH_MAX_BYTES", str(32 * 1024 * 1024)))
+FETCH_MAX_REDIRECTS = int(os.environ.get("FETCH_MAX_REDIRECTS", "5"))
+FETCH_ALLOWED_PRIVATE_HOSTS = env_list("FETCH_ALLOWED_PRIVATE_HOSTS")
+# A dump file (or standard input) is streamed, up to this size; a feed or JSON document is
+# parsed whole, so it is held to the smaller bound.
+INGEST_MAX_SOURCE_BYTES = int(os.environ.get("INGEST_MAX_SOURCE_BYTES", str(2 * 1024**3)))
+INGEST_MAX_DOCUMENT_BYTES = int(os.environ.get("INGEST_MAX_DOCUMENT_BYTES", str(32 * 1024**2)))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

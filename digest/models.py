@@ -101,6 +101,12 @@ class IngestRun(models.Model):
         default=0, help_text="All rejected records; the list keeps the first 1,000."
     )
     note = models.CharField(max_length=200, blank=True, help_text="E.g. feed not modified.")
+    cut_counts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Records cut at a bound, by what lost something: {"abstract": 2, "lines": 1, '
+        '"links": 3, …} (texts cut at a word, links that were not http(s) dropped).',
+    )
     error = models.TextField(blank=True, help_text="Why the run failed.")
     host = models.CharField(max_length=255, blank=True, help_text="Where the run's process ran.")
     pid = models.PositiveIntegerField(null=True, blank=True, help_text="That process's id.")

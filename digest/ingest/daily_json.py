@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from digest.ingest.records import COUNT_MAX, PaperRecord, Rejection, clean_text, clean_title
+from digest.ingest.records import (
+    COUNT_MAX,
+    PaperRecord,
+    Rejection,
+    bound_record,
+    clean_text,
+    raw_field,
+)
 
 _ARXIV_ID = re.compile(
     r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?$"
@@ -39,39 +46,50 @@ def parse_daily_json(entries: list[Any]) -> Iterator[PaperRecord | Rejection]:
         if not isinstance(paper, dict):
             yield Rejection(where, "entry is not an object with a paper")
             continue
-        title = clean_title(str(paper.get("title") or entry.get("title") or ""))
+        cuts: set[str] = set()
+        title = _text(paper.get("title") or entry.get("title"), cuts, "title")
         if not title:
             yield Rejection(where, "paper without a title")
             continue
         arxiv_id, version = _arxiv_id(paper.get("id"))
-        authors = _authors(paper.get("authors"))
-        yield PaperRecord(
-            title=title,
-            abstract=clean_text(str(paper.get("summary") or entry.get("summary") or "")),
-            where=where,
-            authors=authors,
-            author_count=len(authors) or None,
-            arxiv_id=arxiv_id,
-            arxiv_version=version,
-            url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "",
-            pdf_url=f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else "",
-            published_on=_date(paper.get("publishedAt") or entry.get("publishedAt")),
-            upvotes=_count(paper.get("upvotes")),
+        authors = _authors(paper.get("authors"), cuts)
+        yield bound_record(
+            PaperRecord(
+                title=title,
+                abstract=_text(paper.get("summary") or entry.get("summary"), cuts, "abstract"),
+                where=where,
+                authors=authors,
+                author_count=len(authors) or None,
+                arxiv_id=arxiv_id,
+                arxiv_version=version,
+                url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "",
+                pdf_url=f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else "",
+                published_on=_date(paper.get("publishedAt") or entry.get("publishedAt")),
+                upvotes=_count(paper.get("upvotes")),
+                cuts=cuts,
+            )
         )
 
 
+def _text(value: Any, cuts: set[str], name: str) -> str:
+    """A text field as clean text; a number or a list is read as its text (its repr bounded)."""
+    if value is None:
+        return ""
+    return clean_text(raw_field(value if isinstance(value, str) else str(value), cuts, name))
+
+
 def _arxiv_id(value: Any) -> tuple[str | None, int | None]:
-    match = _ARXIV_ID.match(str(value or "").strip())
+    match = _ARXIV_ID.match(str(value or "")[:64].strip())
     if not match:
         return None, None
     return match["id"], int(match["v"]) if match["v"] else None
 
 
-def _authors(value: Any) -> list[str]:
+def _authors(value: Any, cuts: set[str]) -> list[str]:
     if not isinstance(value, list):
         return []
     names = (author.get("name") if isinstance(author, dict) else author for author in value)
-    return [clean_text(str(name)) for name in names if name and clean_text(str(name))]
+    return [text for text in (_text(name, cuts, "authors") for name in names if name) if text]
 
 
 def _date(value: Any) -> date | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
-from digest.ingest.records import COUNT_MAX, PaperRecord, Rejection, clean_text
+from digest.ingest.records import COUNT_MAX, PaperRecord, Rejection, bound_record, clean_text
 
 LONG_LINE_CHARS = 300  # longer than any real title; most abstracts are longer
 
@@ -53,7 +53,7 @@ def parse_daily_text(lines: Iterable[str]) -> Iterator[PaperRecord | Rejection]:
         if line.kind == "text":
             if pending is None:
                 if current is not None:
-                    yield current
+                    yield bound_record(current)
                     current = None
                 if _is_long(line):
                     yield Rejection(_where(line), "a long line with no title before it")
@@ -77,7 +77,7 @@ def parse_daily_text(lines: Iterable[str]) -> Iterator[PaperRecord | Rejection]:
                 yield Rejection(_where(line), "author line with no paper before it")
         line = following
     if current is not None:
-        yield current
+        yield bound_record(current)
     if pending is not None:
         yield Rejection(_where(pending), "title with no abstract at the end (truncated dump?)")
 

@@ -1,43 +1,26 @@
 """arXiv feeds through feedparser: RSS 2.0 (with arxiv:announce_type), the older RSS 1.0/RDF
-listing, and arXiv API Atom results; from bytes, or from a URL with a conditional request."""
+listing, and arXiv API Atom results, from bytes (`fetching` gets them from a URL)."""
 
 import html
+import io
 import re
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 
 import feedparser
-from django.utils import timezone
 from django.utils.html import strip_tags
 
 from digest.ingest.records import (
+    CATEGORIES_MAX,
+    RAW_FIELD_MAX_CHARS,
     URL_MAX_CHARS,
     PaperRecord,
     Rejection,
+    bound_record,
     clean_text,
-    clean_title,
+    raw_field,
+    safe_http_url,
 )
-from digest.models import FeedState
-
-USER_AGENT = "Paperboy/0.1 (+https://github.com/paperboy; daily research digest)"
-FETCH_TIMEOUT_SECONDS = 60.0
-
-
-class _TimeoutHTTPHandler(urllib.request.HTTPHandler):
-    """feedparser has no timeout; without one a silent server would hold the daily run."""
-
-    def http_open(self, request: urllib.request.Request):
-        request.timeout = FETCH_TIMEOUT_SECONDS
-        return super().http_open(request)
-
-
-class _TimeoutHTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, request: urllib.request.Request):
-        request.timeout = FETCH_TIMEOUT_SECONDS
-        return super().https_open(request)
-
 
 _ARXIV_ID = re.compile(
     r"(?:arxiv\.org/(?:abs|pdf)/|arXiv:|oai:arXiv\.org:)"
@@ -53,59 +36,19 @@ class FeedError(Exception):
     """The feed could not be read at all."""
 
 
-@dataclass
-class FetchedFeed:
-    parsed: feedparser.FeedParserDict | None  # None: not modified since the last poll
-    etag: str = ""
-    last_modified: str = ""
-
-
-def fetch_feed(url: str) -> FetchedFeed:
-    """One conditional GET with the ETag and Last-Modified the feed answered last time."""
-    state = FeedState.objects.filter(url=url).first()
-    try:
-        parsed = feedparser.parse(
-            url,
-            etag=(state.etag or None) if state else None,
-            modified=(state.last_modified or None) if state else None,
-            agent=USER_AGENT,
-            handlers=[_TimeoutHTTPHandler(), _TimeoutHTTPSHandler()],
-        )
-    except OSError as error:  # timeouts; feedparser turns most other failures into bozo
-        raise FeedError(f"cannot fetch {url}: {error}") from error
-    except Exception as error:  # a feedparser bug on some answer (see parse_feed_bytes)
-        raise FeedError(f"feedparser failed on {url}: {type(error).__name__}: {error}") from error
-    status = parsed.get("status")
-    if status is None:
-        raise FeedError(f"cannot fetch {url}: {parsed.get('bozo_exception', 'no answer')}")
-    if status == 304:
-        return FetchedFeed(parsed=None)
-    if status >= 400:
-        raise FeedError(f"{url} answered HTTP {status}")
-    return FetchedFeed(
-        parsed, etag=parsed.get("etag", ""), last_modified=parsed.get("modified", "")
-    )
-
-
-def remember_feed(url: str, fetched: FetchedFeed) -> None:
-    """Store the validators once the feed's papers are safely in."""
-    if fetched.parsed is None:
-        FeedState.objects.filter(url=url).update(checked_at=timezone.now())
-        return
-    FeedState.objects.update_or_create(
-        url=url, defaults={"etag": fetched.etag, "last_modified": fetched.last_modified}
-    )
-
-
 # A character reference to half of a UTF-16 pair ("&#xD800;") makes feedparser raise
 # UnicodeEncodeError instead of reporting the feed malformed: it becomes U+FFFD first.
 _SURROGATE_REFERENCE = re.compile(rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*5[5-7]\d{3});")
 
 
-def parse_feed_bytes(data: bytes) -> feedparser.FeedParserDict:
+def parse_feed_bytes(data: bytes, content_type: str = "") -> feedparser.FeedParserDict:
+    """The parsed feed; `content_type`, when it came over http, may name the charset."""
     data = _SURROGATE_REFERENCE.sub(_replace_surrogate_reference, data)
+    headers = {"content-type": content_type} if content_type else None
     try:
-        return feedparser.parse(data)
+        # As a stream: given bytes, feedparser first tries them as a file name to open, so a
+        # source answering "/etc/passwd" would have it read that file.
+        return feedparser.parse(io.BytesIO(data), response_headers=headers)
     except Exception as error:  # a feedparser bug on some input: the feed cannot be read
         raise FeedError(f"feedparser failed: {type(error).__name__}: {error}") from error
 
@@ -128,31 +71,44 @@ def parse_feed(parsed: feedparser.FeedParserDict) -> Iterator[PaperRecord | Reje
     feed_date = _date(parsed.feed, "updated_parsed", "published_parsed")
     for number, entry in enumerate(parsed.entries, start=1):
         where = f"entry {number}"
-        title, category = _title(entry.get("title", ""))
+        cuts: set[str] = set()
+        title, category = _title(raw_field(entry.get("title") or "", cuts, "title"))
         if not title:
             yield Rejection(where, "entry without a title")
             continue
         arxiv_id, version = _arxiv_id(entry)
-        authors = _authors(entry)
-        categories = [clean_text(tag.get("term") or "") for tag in entry.get("tags", [])]
+        authors = _authors(entry, cuts)
+        tags = entry.get("tags") or []
+        if len(tags) > CATEGORIES_MAX:
+            tags = tags[:CATEGORIES_MAX]
+            cuts.add("categories")
+        categories = [_plain_field(tag.get("term"), cuts, "categories") for tag in tags]
         categories = [category for category in categories if category]
-        primary = entry.get("arxiv_primary_category", {}).get("term")
+        primary_category = (entry.get("arxiv_primary_category") or {}).get("term")
+        primary = _plain_field(primary_category, cuts, "categories")
         for extra in (primary, category):
             if extra and extra not in categories:
                 categories.insert(0, extra)
-        yield PaperRecord(
-            title=title,
-            abstract=_abstract(entry.get("summary", "")),
-            where=where,
-            authors=authors,
-            author_count=len(authors) or None,
-            arxiv_id=arxiv_id,
-            arxiv_version=version,
-            url=_link(entry, arxiv_id),
-            pdf_url=_pdf_link(entry, arxiv_id),
-            published_on=_date(entry, "published_parsed", "updated_parsed") or feed_date,
-            categories=categories,
+        yield bound_record(
+            PaperRecord(
+                title=title,
+                abstract=_abstract(raw_field(entry.get("summary") or "", cuts, "abstract")),
+                where=where,
+                authors=authors,
+                author_count=len(authors) or None,
+                arxiv_id=arxiv_id,
+                arxiv_version=version,
+                url=_link(entry, arxiv_id, cuts),
+                pdf_url=_pdf_link(entry, arxiv_id, cuts),
+                published_on=_date(entry, "published_parsed", "updated_parsed") or feed_date,
+                categories=categories,
+                cuts=cuts,
+            )
         )
+
+
+def _plain_field(value: object, cuts: set[str], name: str) -> str:
+    return clean_text(raw_field(value, cuts, name)) if isinstance(value, str) else ""
 
 
 def _plain(text: str) -> str:
@@ -164,8 +120,8 @@ def _title(raw: str) -> tuple[str, str | None]:
     title = _plain(raw)
     match = _RSS1_TITLE_SUFFIX.search(title)
     if match and match.start() > 0:
-        return clean_title(title[: match.start()]), match["category"]
-    return clean_title(title), None
+        return clean_text(title[: match.start()]), match["category"]
+    return title, None
 
 
 def _abstract(raw: str) -> str:
@@ -177,7 +133,8 @@ def _abstract(raw: str) -> str:
 def _arxiv_id(entry: feedparser.FeedParserDict) -> tuple[str | None, int | None]:
     """The id, and the version when any of the places it appears in gives one."""
     places = ("id", "title", "link", "summary")
-    matches = [_ARXIV_ID.search(entry.get(place) or "") for place in places]
+    texts = (entry.get(place) or "" for place in places)
+    matches = [_ARXIV_ID.search(text[:RAW_FIELD_MAX_CHARS]) for text in texts]
     matches = [match for match in matches if match]
     if not matches:
         return None, None
@@ -188,26 +145,36 @@ def _arxiv_id(entry: feedparser.FeedParserDict) -> tuple[str | None, int | None]
     return arxiv_id, versions[0] if versions else None
 
 
-def _authors(entry: feedparser.FeedParserDict) -> list[str]:
-    names = [_plain(author.get("name", "")) for author in entry.get("authors", [])]
+def _authors(entry: feedparser.FeedParserDict, cuts: set[str]) -> list[str]:
+    entries = entry.get("authors") or []
+    names = [_plain(raw_field(author.get("name") or "", cuts, "authors")) for author in entries]
     if len(names) == 1:  # RSS puts every author in one dc:creator
         names = re.split(r",\s*|\s+and\s+", names[0])
     return [name for name in (name.strip() for name in names) if name]
 
 
-def _link(entry: feedparser.FeedParserDict, arxiv_id: str | None) -> str:
+def _link(entry: feedparser.FeedParserDict, arxiv_id: str | None, cuts: set[str]) -> str:
     if arxiv_id:
         return f"https://arxiv.org/abs/{arxiv_id}"
-    link = entry.get("link", "")
-    return link if link.startswith(("http://", "https://")) and len(link) <= URL_MAX_CHARS else ""
+    return _kept_link(entry.get("link") or "", cuts)
 
 
-def _pdf_link(entry: feedparser.FeedParserDict, arxiv_id: str | None) -> str:
-    for link in entry.get("links", []):
+def _pdf_link(entry: feedparser.FeedParserDict, arxiv_id: str | None, cuts: set[str]) -> str:
+    for link in entry.get("links") or []:
         is_pdf = link.get("title") == "pdf" or link.get("type") == "application/pdf"
-        if is_pdf and len(link.get("href", "")) <= URL_MAX_CHARS:
-            return link.get("href", "")
+        if is_pdf and (href := _kept_link(link.get("href") or "", cuts)):
+            return href
     return f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else ""
+
+
+def _kept_link(value: object, cuts: set[str]) -> str:
+    """The link when it is http(s) and fits, else "" (counted as a dropped link)."""
+    link = safe_http_url(value) if isinstance(value, str) else ""
+    if len(link) > URL_MAX_CHARS:
+        link = ""
+    if value and not link:
+        cuts.add("links")
+    return link
 
 
 def _date(source: feedparser.FeedParserDict, *keys: str) -> date | None:

@@ -55,10 +55,13 @@ def ingest(
             run.save(update_fields=["format", "note"])
             stored_from_input: set[int] = set()
             for batch in _batches(opened.items, batch_size):
+                _count_cut_lines(run, opened.lines_cut())
                 _ingest_batch(run, batch, opened.fingerprint, stored_from_input)
                 reset_queries()  # with DEBUG on, the query log would grow with the dump
                 if progress:
                     progress(run, opened.position(), opened.size)
+            if _count_cut_lines(run, opened.lines_cut()):
+                run.save(update_fields=["cut_counts"])
             if refusal := opened.refusal():  # the records read before it are kept
                 raise SourceError(refusal)
             opened.remember()
@@ -170,6 +173,8 @@ def _ingest_batch(
             _reject(run, Rejection(item.where, "title has no letters or digits"))
         else:
             records.append(item)
+            for name in item.cuts:
+                run.cut_counts[name] = run.cut_counts.get(name, 0) + 1
     counts = store_papers(
         records,
         fingerprint=fingerprint,
@@ -185,9 +190,17 @@ def _ingest_batch(
     run.save(
         update_fields=[
             *("records", "created", "updated", "unchanged", "rejected", "rejected_count"),
-            "heartbeat_at",
+            *("cut_counts", "heartbeat_at"),
         ]
     )
+
+
+def _count_cut_lines(run: IngestRun, lines_cut: int) -> bool:
+    """Bring the run's count of lines cut up to the reader's; True when it changed."""
+    if lines_cut == run.cut_counts.get("lines", 0):
+        return False
+    run.cut_counts["lines"] = lines_cut
+    return True
 
 
 def _reject(run: IngestRun, rejection: Rejection) -> None:

@@ -4,24 +4,28 @@ format, and decoding it into a stream of records without holding a whole dump in
 import contextlib
 import hashlib
 import io
+import os
 import re
-import shutil
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from django.conf import settings
+from django.utils import timezone
+
 from digest.ingest import daily_json, daily_text, feeds
+from digest.ingest.fetching import Fetched, FetchError, fetch
 from digest.ingest.records import PaperRecord, Rejection
 from digest.models import FeedState
 
 FORMATS = ("daily-text", "feed", "daily-json")
 _SNIFF_BYTES = 64 * 1024
-_FETCH_TIMEOUT_SECONDS = 60
+# A dump's line is cut here, as it streams in: an abstract is at most 10,000 characters (40 KB
+# of UTF-8); what a longer line holds beyond that is never read into memory.
+LINE_MAX_BYTES = 64 * 1024
 _FEED_MARKER = re.compile(rb"<(\?xml|rss|feed|rdf:rdf)\b")  # else "<b>A title</b>" is a dump
 
 
@@ -40,6 +44,7 @@ class Input:
     remember: Callable[[], None] = field(default=lambda: None)  # once the run succeeded
     # Once the items are exhausted: why the rest of the input was refused ("" if it was not).
     refusal: Callable[[], str] = field(default=lambda: "")
+    lines_cut: Callable[[], int] = field(default=lambda: 0)  # lines cut at LINE_MAX_BYTES
 
 
 def is_url(source: str) -> bool:
@@ -66,11 +71,22 @@ def open_input(source: str, *, format: str = "auto") -> Iterator[Input]:
                 size=size,
                 position=lambda: lines.position,
                 refusal=lambda: lines.refusal,
+                lines_cut=lambda: lines.cut,
             )
         else:
-            data = stream.read()
+            data = stream.read(settings.INGEST_MAX_DOCUMENT_BYTES + 1)
+            _check_document_size(len(data), format)
             refuse_binary(data)
             yield _whole_document(format, data, fingerprint)
+
+
+def _check_document_size(size: int, format: str) -> None:
+    limit = settings.INGEST_MAX_DOCUMENT_BYTES
+    if size > limit:
+        raise SourceError(
+            f"a {format} document is parsed whole: this one is over {limit:,} bytes "
+            "(INGEST_MAX_DOCUMENT_BYTES)"
+        )
 
 
 @contextlib.contextmanager
@@ -79,7 +95,7 @@ def _open_bytes(source: str) -> Iterator[tuple[BinaryIO, str, int]]:
     spooled to a temporary file first: it can only be read once, and the digest comes first."""
     if source == "-":
         with tempfile.TemporaryFile() as spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
+            _spool(sys.stdin.buffer, spool, settings.INGEST_MAX_SOURCE_BYTES)
             spool.seek(0)
             with _open_path(spool) as opened:
                 yield opened
@@ -96,8 +112,23 @@ def _open_bytes(source: str) -> Iterator[tuple[BinaryIO, str, int]]:
         yield opened
 
 
+def _spool(source: BinaryIO, spool: BinaryIO, limit: int) -> None:
+    copied = 0
+    while chunk := source.read(1 << 20):
+        copied += len(chunk)
+        if copied > limit:
+            raise SourceError(_over_source_limit(limit))
+        spool.write(chunk)
+
+
+def _over_source_limit(limit: int) -> str:
+    return f"the input is over {limit:,} bytes (INGEST_MAX_SOURCE_BYTES)"
+
+
 @contextlib.contextmanager
 def _open_path(file: BinaryIO) -> Iterator[tuple[BinaryIO, str, int]]:
+    if os.fstat(file.fileno()).st_size > settings.INGEST_MAX_SOURCE_BYTES:
+        raise SourceError(_over_source_limit(settings.INGEST_MAX_SOURCE_BYTES))
     digest = hashlib.sha256()
     size = 0
     for chunk in iter(lambda: file.read(1 << 20), b""):
@@ -174,36 +205,51 @@ class DecodedLines:
     """Lines of text from a binary stream: UTF-8 (with or without BOM), else Windows-1252/Latin-1
     line by line; CR LF and CR line ends. Every 64 KB is checked before any line of it is given
     out: from the first byte of binary data on, nothing more is read, and `refusal` says where
-    and why (the lines before it are given out: they are text)."""
+    and why (the lines before it are given out: they are text). A line longer than
+    `line_max_bytes` is cut there as it streams in (at a whole character), counted in `cut`."""
 
-    def __init__(self, stream: BinaryIO, *, chunk_bytes: int = _SNIFF_BYTES) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        *,
+        chunk_bytes: int = _SNIFF_BYTES,
+        line_max_bytes: int = LINE_MAX_BYTES,
+    ) -> None:
         self.stream = stream
         self.chunk_bytes = chunk_bytes
+        self.line_max_bytes = line_max_bytes
         self.position = 0  # bytes given out as lines
         self.line_number = 0  # lines given out
         self.refusal = ""
+        self.cut = 0  # lines cut at line_max_bytes
 
     def __iter__(self) -> Iterator[str]:
-        carry: list[bytes] = []  # the start of a line the chunks so far did not finish
+        line = _LineBuffer(self.line_max_bytes)  # the line the chunks so far did not finish
         chunk_offset = 0
         first = True
         while chunk := self.stream.read(self.chunk_bytes):
             found = binary_start(chunk)
-            lines = (chunk[: found[0]] if found else chunk).split(b"\n")
-            lines[0] = b"".join([*carry, lines[0]])
-            carry = [lines.pop()]  # unfinished, or the line binary starts in (then lost)
-            for raw in lines:
-                self.position += len(raw) + 1
-                yield from self._decoded(raw, first)
+            pieces = (chunk[: found[0]] if found else chunk).split(b"\n")
+            for piece in pieces[:-1]:
+                line.add(piece)
+                yield from self._finished(line, first, ended=True)
                 first = False
+            line.add(pieces[-1])  # unfinished, or the line binary starts in (then lost)
             if found:
                 start, why = found
                 self.refusal = _not_text(chunk_offset + start, self.line_number + 1, why)
                 return
             chunk_offset += len(chunk)
-        if last := b"".join(carry):
-            self.position += len(last)
-            yield from self._decoded(last, first)
+        if line.size:
+            yield from self._finished(line, first, ended=False)
+
+    def _finished(self, line: "_LineBuffer", first: bool, *, ended: bool) -> Iterator[str]:
+        raw = line.take()
+        self.position += line.size + ended
+        if line.was_cut:
+            self.cut += 1
+        line.clear()
+        yield from self._decoded(raw, first)
 
     def _decoded(self, raw: bytes, first: bool) -> Iterator[str]:
         text = _decode(raw)
@@ -213,6 +259,45 @@ class DecodedLines:
         for line in text.split("\r") if "\r" in text else (text,):  # old Mac line ends
             self.line_number += 1
             yield line
+
+
+class _LineBuffer:
+    """The pieces of one line, joined once when it ends (joining at every chunk made a long
+    line quadratic), keeping no more than `max_bytes` of it."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.clear()
+
+    def clear(self) -> None:
+        self.pieces: list[bytes] = []
+        self.kept = 0
+        self.size = 0  # the whole line's bytes, kept or not
+        self.was_cut = False
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        room = self.max_bytes - self.kept
+        if len(piece) > room:
+            piece, self.was_cut = piece[:room], True
+        if piece:
+            self.pieces.append(piece)
+            self.kept += len(piece)
+
+    def take(self) -> bytes:
+        raw = b"".join(self.pieces)
+        return _whole_characters(raw) if self.was_cut else raw
+
+
+def _whole_characters(raw: bytes) -> bytes:
+    """A line cut in the middle of a UTF-8 character loses that character's first bytes too,
+    or the whole line would decode as Windows-1252."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.reason == "unexpected end of data":
+            return raw[: error.start]
+    return raw
 
 
 def _decode(raw: bytes) -> str:
@@ -233,73 +318,68 @@ def _whole_document(format: str, data: bytes, fingerprint: str) -> Input:
         elif format == "daily-json":
             items = daily_json.parse_daily_json(daily_json.load_daily_json(data))
         else:
-            items = daily_text.parse_daily_text(DecodedLines(io.BytesIO(data)))
+            lines = DecodedLines(io.BytesIO(data))
+            items = daily_text.parse_daily_text(lines)
         items = iter(list(items))  # a document that cannot be read fails here, before writing
     except (feeds.FeedError, daily_json.DailyJsonError) as error:
         raise SourceError(str(error)) from error
-    return Input(format, items, fingerprint, size=len(data), position=lambda: len(data))
-
-
-def _open_url(url: str, format: str) -> Input:
-    if format == "feed" or (format == "auto" and not url.split("?")[0].endswith(".json")):
-        try:
-            fetched = feeds.fetch_feed(url)
-            if format == "auto" and _is_json_answer(fetched):
-                return _open_url(url, "daily-json")  # e.g. an API path without ".json"
-            if fetched.parsed is None:
-                return Input(
-                    "feed",
-                    iter(()),
-                    "",
-                    note="not modified since the last poll",
-                    remember=lambda: feeds.remember_feed(url, fetched),
-                )
-            records = list(feeds.parse_feed(fetched.parsed))
-        except feeds.FeedError as error:
-            raise SourceError(str(error)) from error
-        fingerprint = _records_fingerprint(records)
-        return Input(
-            "feed", iter(records), fingerprint, remember=lambda: feeds.remember_feed(url, fetched)
-        )
-    data, validators = _fetch(url)
-    if data is None:
-        return Input(format, iter(()), "", note="not modified since the last poll")
-    fingerprint = hashlib.sha256(data).hexdigest()[:32]
-    _check_not_empty(data[:_SNIFF_BYTES])
-    refuse_binary(data)
-    opened = _whole_document(format if format != "auto" else "daily-json", data, fingerprint)
-    opened.remember = lambda: FeedState.objects.update_or_create(url=url, defaults=validators)
+    opened = Input(format, items, fingerprint, size=len(data), position=lambda: len(data))
+    if format == "daily-text":
+        opened.lines_cut = lambda: lines.cut
     return opened
 
 
-def _is_json_answer(fetched: feeds.FetchedFeed) -> bool:
-    if fetched.parsed is None or fetched.parsed.entries:
-        return False
-    return "json" in fetched.parsed.get("headers", {}).get("content-type", "")
-
-
-def _fetch(url: str) -> tuple[bytes | None, dict[str, str]]:
-    """A conditional GET for JSON and text sources, remembered like a feed's."""
+def _open_url(url: str, format: str) -> Input:
+    """One conditional GET through the safe fetcher; the format from the URL, the answer's
+    Content-Type or (for `auto`) a feed."""
     state = FeedState.objects.filter(url=url).first()
-    request = urllib.request.Request(url, headers={"User-Agent": feeds.USER_AGENT})
-    if state and state.etag:
-        request.add_header("If-None-Match", state.etag)
-    if state and state.last_modified:
-        request.add_header("If-Modified-Since", state.last_modified)
     try:
-        with urllib.request.urlopen(request, timeout=_FETCH_TIMEOUT_SECONDS) as response:
-            data = response.read()
-            validators = {
-                "etag": response.headers.get("ETag", ""),
-                "last_modified": response.headers.get("Last-Modified", ""),
-            }
-    except urllib.error.HTTPError as error:
-        if error.code == 304:
-            return None, {}
-        raise SourceError(f"{url} answered HTTP {error.code}") from error
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        raise SourceError(f"cannot fetch {url}: {error}") from error
-    return data, validators
+        fetched = fetch(
+            url,
+            etag=state.etag if state else "",
+            last_modified=state.last_modified if state else "",
+        )
+    except FetchError as error:
+        raise SourceError(str(error)) from error
+    if format == "auto":
+        format = "daily-json" if _is_json(url, fetched) else "feed"
+    if fetched.status == 304:
+        return Input(
+            format,
+            iter(()),
+            "",
+            note="not modified since the last poll",
+            remember=lambda: FeedState.objects.filter(url=url).update(checked_at=timezone.now()),
+        )
+
+    def remember() -> None:
+        validators = {
+            "etag": fetched.headers.get("etag", "")[:500],
+            "last_modified": fetched.headers.get("last-modified", "")[:100],
+        }
+        FeedState.objects.update_or_create(url=url, defaults=validators)
+
+    data = fetched.body
+    _check_document_size(len(data), format)
+    if format == "feed":
+        try:
+            parsed = feeds.parse_feed_bytes(data, fetched.headers.get("content-type", ""))
+            records = list(feeds.parse_feed(parsed))
+        except feeds.FeedError as error:
+            raise SourceError(str(error)) from error
+        return Input("feed", iter(records), _records_fingerprint(records), remember=remember)
+    fingerprint = hashlib.sha256(data).hexdigest()[:32]
+    _check_not_empty(data[:_SNIFF_BYTES])
+    refuse_binary(data)
+    opened = _whole_document(format, data, fingerprint)
+    opened.remember = remember
+    return opened
+
+
+def _is_json(url: str, fetched: Fetched) -> bool:
+    """A `.json` path, or an API path without the suffix answering JSON."""
+    content_type = fetched.headers.get("content-type", "").lower()
+    return url.split("?")[0].endswith(".json") or "json" in content_type
 
 
 def _records_fingerprint(items: list[PaperRecord | Rejection]) -> str:

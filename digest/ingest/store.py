@@ -2,12 +2,11 @@
 one full bulk select, one bulk insert and a few bulk updates per batch, in one transaction.
 
 A record is the paper already stored under its arXiv id, else under its title key, else a new
-paper. Merging never touches hidden, pinned or any field an editor changed (`edited_fields`);
-upvotes keep the highest seen; a newer arXiv version refreshes title, abstract and authors; a
-dump's truncated abstract never replaces a longer one. `seen_in` holds the fingerprints of the
-inputs a paper appeared in: a record whose paper already holds its input's fingerprint was
-merged when that input was first stored, so it is unchanged without reading the paper again,
-unless the input holds that paper more than once (then every later record is merged).
+paper, merged into it as `merging` says (never a field an editor changed). `seen_in` holds
+the fingerprints of the inputs a paper appeared in: a record whose paper already holds its
+input's fingerprint was merged when that input was first stored, so it is unchanged without
+reading the paper again, unless the input holds that paper more than once (then every later
+record is merged).
 
 An editor's merge leaves the merged-away papers' title keys and arXiv ids behind as aliases
 (`PaperAlias`) of the paper kept: one more query per batch finds the aliases among its records,
@@ -25,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Length
 
+from digest.ingest.merging import merge_record, new_paper
 from digest.ingest.records import PaperRecord
 from digest.models import Paper, PaperAlias
 
@@ -281,10 +281,10 @@ def _store_round(
     changed_by_fields: dict[frozenset[str], list[Paper]] = {}
     for record, paper in pairs:
         if paper is None:
-            new_papers.append(_new_paper(record, fingerprint, source_format, now))
+            new_papers.append(new_paper(record, fingerprint, source_format, now))
             continue
         key_owner = existing.title_key_owner(record.title_key)
-        changed = _merge(
+        changed = merge_record(
             paper, record, fingerprint, source_format, now, key_free=key_owner in (None, paper)
         )
         if changed:
@@ -334,83 +334,3 @@ def _insert(papers: list[Paper]) -> None:
         else:
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
-
-
-def _new_paper(record: PaperRecord, fingerprint: str, source_format: str, now: datetime) -> Paper:
-    return Paper(
-        title=record.title,
-        title_key=record.title_key,
-        abstract=record.abstract,
-        authors=record.authors,
-        author_count=len(record.authors) or record.author_count,
-        arxiv_id=record.arxiv_id,
-        arxiv_version=record.arxiv_version,
-        url=record.url,
-        pdf_url=record.pdf_url,
-        published_on=record.published_on,
-        upvotes=record.upvotes,
-        categories=record.categories,
-        sources=[source_format],
-        seen_in=[fingerprint],
-        seen_count=1,
-        first_seen=now,
-        last_seen=now,
-    )
-
-
-def _merge(
-    paper: Paper,
-    record: PaperRecord,
-    fingerprint: str,
-    source_format: str,
-    now: datetime,
-    *,
-    key_free: bool,
-) -> set[str]:
-    """Merge the record into the paper in memory; the names of the fields that changed."""
-    changed: set[str] = set()
-    edited = set(paper.edited_fields or [])
-
-    def put(name: str, value: object) -> None:
-        if name not in edited and getattr(paper, name) != value:
-            setattr(paper, name, value)
-            changed.add(name)
-
-    same_arxiv_paper = record.arxiv_id is not None and paper.arxiv_id in (None, record.arxiv_id)
-    newer = same_arxiv_paper and (record.arxiv_version or 0) > (paper.arxiv_version or 0)
-    if same_arxiv_paper and paper.arxiv_id is None:
-        put("arxiv_id", record.arxiv_id)
-    if newer:
-        put("arxiv_version", record.arxiv_version)
-        # A revised title keeps its row; its new key must not be another paper's.
-        if key_free and "title" not in edited and record.title != paper.title:
-            put("title", record.title)
-            put("title_key", record.title_key)
-    longer = len(record.abstract) > paper.abstract_length
-    if "abstract" not in edited and record.abstract and (newer or longer):
-        paper.abstract = record.abstract  # not put(): reading the deferred field costs a query
-        changed.add("abstract")
-    if record.authors and (newer or not paper.authors):
-        put("authors", record.authors)
-    author_count = len(record.authors) or record.author_count
-    if author_count and (newer or paper.author_count is None):
-        put("author_count", author_count)
-    if record.url and not paper.url:
-        put("url", record.url)
-    if record.pdf_url and not paper.pdf_url:
-        put("pdf_url", record.pdf_url)
-    if record.published_on and paper.published_on is None:
-        put("published_on", record.published_on)
-    if record.upvotes > paper.upvotes:
-        put("upvotes", record.upvotes)
-    new_categories = [name for name in record.categories if name not in paper.categories]
-    if new_categories:
-        put("categories", [*paper.categories, *new_categories])
-    if source_format not in paper.sources:
-        put("sources", [*paper.sources, source_format])
-    if fingerprint not in paper.seen_in:
-        paper.seen_in = [*paper.seen_in, fingerprint]
-        paper.seen_count += 1
-        paper.last_seen = now
-        changed |= {"seen_in", "seen_count", "last_seen"}
-    return changed

@@ -206,8 +206,8 @@ def test_an_unreachable_feed_url_fails_with_a_reason():
 
 
 @pytest.mark.django_db
-def test_a_feed_server_that_never_answers_fails_the_run_after_the_timeout(monkeypatch):
-    monkeypatch.setattr(feeds, "FETCH_TIMEOUT_SECONDS", 0.5)
+def test_a_feed_server_that_never_answers_fails_the_run_after_the_timeout(settings):
+    settings.FETCH_TIMEOUT_SECONDS = 0.5
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # connections complete, nothing is ever read or answered
