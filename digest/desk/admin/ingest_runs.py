@@ -45,6 +45,7 @@ class IngestRunAdmin(ReadOnlyAdmin):
         "error",
         "rejected_count",
         "rejected_records",
+        "cut_counts",
     ]
     readonly_fields = fields
 

@@ -101,6 +101,7 @@ def _source_summary(run: IngestRun) -> dict:
         "updated": run.updated,
         "unchanged": run.unchanged,
         "rejected": run.rejected_count,
+        "cut": run.cut_counts,
         "note": run.note,
         "error": run.error,
     }
@@ -123,6 +124,9 @@ def _table(runs: list[IngestRun]) -> str:
         totals.append(sum(run.rejected_count for run in runs))
         rows.append(f"{'total':<{width}}  {'':<10}" + "".join(f"{n:>11,}" for n in totals))
     for run in runs:
+        if run.cut_counts:
+            cuts = ", ".join(f"{name} {count:,}" for name, count in sorted(run.cut_counts.items()))
+            rows.append(f"\nCut to their bounds in {run.source} (records): {cuts}")
         if run.rejected_count:
             rows.append(f"\nRejected in {run.source}:")
             rows.extend(

@@ -40,6 +40,7 @@ def test_ingest_run_shows_its_counts_and_every_rejected_record(admin_client):
             {"where": "line 14", "why": "no title"},
             {"where": "line 40", "why": "abstract <script>alert(1)</script>"},
         ],
+        cut_counts={"abstract": 1, "links": 3},
     )
 
     listing = admin_client.get(reverse("admin:digest_ingestrun_changelist"))
@@ -49,6 +50,7 @@ def test_ingest_run_shows_its_counts_and_every_rejected_record(admin_client):
     page = detail.content.decode()
     assert "<td>line 14</td><td>no title</td>" in page
     assert "abstract &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&quot;links&quot;: 3" in page  # records whose fields were cut to their bounds
     assert 'name="records"' not in page  # read-only
 
 

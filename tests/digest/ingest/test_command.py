@@ -123,6 +123,15 @@ def test_rejected_records_are_listed_under_the_table(tmp_path):
     assert "  line 3: title with no abstract at the end (truncated dump?)" in out
 
 
+def test_fields_cut_to_their_bounds_are_counted_under_the_table_and_in_json(tmp_path):
+    path = tmp_path / "dump.txt"
+    path.write_text(f"Good Paper\n{'a long word list ' * 2_000}\n")
+    out, _ = run_command(str(path))
+    assert f"Cut to their bounds in {path} (records): abstract 1" in out
+    out, _ = run_command(str(path), "--json")
+    assert json.loads(out)["sources"][0]["cut"] == {"abstract": 1}
+
+
 def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path):
     path = tmp_path / "dump.txt"
     path.write_text(f"Good Paper\n{ABSTRACT}")
