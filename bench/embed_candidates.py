@@ -22,7 +22,7 @@ import numpy as np
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 MAX_CHARACTERS = 2000  # as digest.matching.semantic: a paper's first 2,000 characters
-BATCH = 32
+BATCH = 16
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

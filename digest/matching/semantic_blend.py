@@ -40,10 +40,12 @@ def semantic_relevance(
     topic_vectors: Mapping[str, np.ndarray],
     *,
     weight: float = SEMANTIC_WEIGHT,
-    floor: float = SEMANTIC_FLOOR,
+    floor: float | None = None,
 ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """(the blended relevance, the meaning's part of it), both shaped like `relevance`, whose
-    first len(topics) rows are the topic lines (any further row is left as it is)."""
+    first len(topics) rows are the topic lines (any further row is left as it is). `floor`:
+    SEMANTIC_FLOOR when None."""
+    floor = SEMANTIC_FLOOR if floor is None else floor
     papers = np.asarray(paper_vectors, dtype=np.float32)
     lines = line_matrix(topics, topic_vectors, papers.shape[1])
     blended, parts = [], []
