@@ -93,7 +93,7 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
                 grades = {by_title[t]: g for t, g in item["grades"].items()}
                 topics, exclusions = parse_topic_lines(item["query"].replace(";", "\n").split("\n"))
 
-                def ranked(profile=None, sent=()):
+                def ranked(profile=None, sent=(), topics=topics, exclusions=exclusions):
                     interest = Interest(topics, exclusions, 10, profile=profile)
                     return rank(
                         index,

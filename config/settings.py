@@ -183,7 +183,7 @@ DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECOND
 # and how much its cosine with a topic adds to the words' relevance (0 turns it off).
 EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "")
 EMBEDDING_SHA256 = os.environ.get("EMBEDDING_SHA256", "")
-SEMANTIC_WEIGHT = float(os.environ.get("SEMANTIC_WEIGHT", "0.2"))
+SEMANTIC_WEIGHT = float(os.environ.get("SEMANTIC_WEIGHT", "0.3"))
 
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.
 DIGEST_SOURCES = env_list("DIGEST_SOURCES", str(BASE_DIR / "samples" / "dumps" / "*.txt"))

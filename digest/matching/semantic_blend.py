@@ -16,8 +16,8 @@ import numpy as np
 from scipy import sparse
 
 # Tuned on the tuning half of bench/judged_queries.json (bench/ranking_quality.py --semantic).
-SEMANTIC_WEIGHT = 0.2
-SEMANTIC_FLOOR = 0.45
+SEMANTIC_WEIGHT = 0.3
+SEMANTIC_FLOOR = 0.3
 LINE_CHUNK = 2048  # lines scored together: 2048 × 2,000 papers is 16 MB per dense block
 
 
