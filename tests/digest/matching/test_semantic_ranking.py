@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from digest.matching import Interest, PaperIndex, rank, to_matches
-from digest.matching import semantic
+from digest.matching import Interest, PaperIndex, rank, semantic, to_matches
 
 TITLES = [
     "A benchmark of math word problems for large language models",
