@@ -345,12 +345,25 @@ def main() -> None:
         help="Also score the profile at these sizes, e.g. 40,50,60,80,100,150.",
     )
     parser.add_argument(
+        "--semantic",
+        nargs="?",
+        const="shipped",
+        default="",
+        help="Lexical against hybrid on all 42 judged queries (bench/ranking_semantic.py), with "
+        "the shipped model or DIR:NAME, vectors bench/embed.py saved.",
+    )
+    parser.add_argument(
         "--learners",
         action="store_true",
         help="Compare Rocchio with linear models per reader (bench/profile_learners.py).",
     )
     options = parser.parse_args()
     setup()
+    if options.semantic:
+        from ranking_semantic import print_semantic
+
+        print_semantic("" if options.semantic == "shipped" else options.semantic)
+        return
     systems, by_title = sample_systems(embedding=options.embedding)
     judged, scores = judged_scores(systems, by_title, per_query=options.per_query)
     print(f"{len(judged)} judged queries over {len(by_title)} sample papers, mean nDCG@10:")

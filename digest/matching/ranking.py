@@ -5,7 +5,7 @@ threshold) and a top-k pick the digest. Nothing loops over subscriber × paper p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +14,7 @@ from scipy import sparse
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.paper_index import RELEVANCE_THRESHOLD, PaperIndex
 from digest.matching.profile import Profile, Vectors, concatenated_ranges, stack
+from digest.matching.semantic_blend import SEMANTIC_WEIGHT, semantic_relevance
 
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
@@ -58,6 +59,7 @@ class Picks:
     scores: np.ndarray
     liked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     liked_titles: list[str] = field(default_factory=list)  # `liked` indexes it; -1: none
+    close: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # meaning decided
 
 
 @dataclass
@@ -264,10 +266,18 @@ def rank(
     first_seen: Sequence[float] | None = None,
     already_sent: tuple[Sequence[int], Sequence[int]] = ((), ()),
     threshold: float = RELEVANCE_THRESHOLD,
+    paper_vectors: np.ndarray | None = None,
+    topic_vectors: Mapping[str, np.ndarray] | None = None,
+    semantic_weight: float = SEMANTIC_WEIGHT,
 ) -> Picks:
     """For each interest, its papers best first: pinned matches, then relevance lifted a little by
     trending; nothing below the threshold, out of the window, excluded or already sent
-    (already_sent: parallel sequences of interest and paper positions)."""
+    (already_sent: parallel sequences of interest and paper positions).
+
+    With paper_vectors (papers × dimensions, unit rows; a zero row: not embedded) and
+    topic_vectors (a topic line's unit embedding, by line), each line's cosine with each paper
+    adds to its relevance (digest.matching.semantic_blend); without them, or with a weight of
+    0, the ranking is on words alone."""
     n, n_papers = len(interests), len(index.titles)
     topics, slots = _topic_slots(interests)
     empty = np.zeros(0, dtype=np.int64)
@@ -285,6 +295,11 @@ def rank(
         ],
         format="csr",
     )
+    close_part = None
+    if paper_vectors is not None and topic_vectors and semantic_weight > 0:
+        relevance, close_part = semantic_relevance(
+            relevance, topics, paper_vectors, topic_vectors, weight=semantic_weight
+        )
     lift = (1 + TREND_WEIGHT * trend(np.asarray(upvotes), np.asarray(seen_counts))).astype(
         np.float32
     )
@@ -356,4 +371,19 @@ def rank(
         picks.lines = np.concatenate(lines)
         picks.scores = np.round(np.concatenate(scores).astype(np.float64), 4)
         picks.liked = np.concatenate(liked)
+        if close_part is not None:
+            picks.close = _decided_by_meaning(relevance, close_part, picks.lines, picks.papers)
     return picks
+
+
+def _decided_by_meaning(
+    relevance: sparse.csr_matrix, meaning: sparse.csr_matrix, lines: np.ndarray, papers: np.ndarray
+) -> np.ndarray:
+    """Whether the meaning's part of each pick's line relevance is at least half of it."""
+    close = np.zeros(len(lines), dtype=bool)
+    on_line = np.flatnonzero(lines >= 0)
+    if len(on_line):
+        total = np.asarray(relevance[lines[on_line], papers[on_line]]).ravel()
+        part = np.asarray(meaning[lines[on_line], papers[on_line]]).ravel()
+        close[on_line] = (part > 0) & (2 * part >= total)
+    return close

