@@ -34,6 +34,7 @@ OPTIONAL_COLUMNS = ("weekday", "papers_per_digest", "status")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 WEEKDAYS = {label.lower(): value for value, label in Subscriber.Weekday.choices}
 MAX_PAPERS_PER_DIGEST = 50
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon"}
 # A quoted cell may span lines (RFC 4180), up to this many: 20 topics, one per line, and more.
 MAX_LINES_PER_ROW = 50
 # A line that starts like this begins a new row, even inside a quoted cell left open above it.
@@ -207,7 +208,7 @@ def read_rows(lines: Iterable[str]) -> ReadFile:
             if any(cell.strip() for cell in cells[len(header) :]):
                 raise BadRow(
                     f"{len(cells)} cells where the header has {len(header)} "
-                    f"(a {delimiter!r} in a cell that is not quoted?)"
+                    f"(a {SEPARATOR_NAMES[delimiter]} in a cell that is not quoted?)"
                 )
             fields = parse_row(dict(zip(header, cells, strict=False)))
         except BadRow as error:
@@ -260,7 +261,7 @@ def _records(
         if not text.strip():
             index += 1
             continue
-        end = index + 1
+        end, unclosed = index + 1, False
         while True:
             try:
                 cells: list[str] | BadRow = _split(text, delimiter)
@@ -273,13 +274,16 @@ def _records(
                     text += "\n" + lines[end].rstrip("\r")
                     end += 1
                     continue
-                cells = BadRow('a quoted cell is not closed on this line (a missing ")')
+                cells, unclosed = (
+                    BadRow('a quoted cell is not closed on this line (a missing ")'),
+                    True,
+                )
             except BadRow as error:
                 cells = error
             break
         yield number, cells
-        # After a bad record, the lines it tried to take are read as rows of their own.
-        index = index + 1 if isinstance(cells, BadRow) else end
+        # After a quote left open, the lines it tried to take are read as rows of their own.
+        index = index + 1 if unclosed else end
 
 
 def _starts_a_row(line: str, delimiter: str) -> bool:
