@@ -1,12 +1,15 @@
-"""Importing readers from another tool (UTF-8 CSV, one reader per line: email,topics, and
-optionally frequency,send_hour,timezone,weekday,papers_per_digest,status: the admin's export has
-them all).
+"""Importing readers from another tool (a UTF-8 CSV file as spreadsheets write it: email,topics,
+and optionally frequency,send_hour,timezone,weekday,papers_per_digest,status: the export,
+subscriptions.exporting, has them all).
 
 Imported readers gave their consent to that tool, so they come in confirmed and active (or
 paused, when the file says so). Bad rows are reported with their line and reason and never stop
 the good ones; an address already here (in any spelling of it: subscriptions.addresses) is
 updated, not duplicated, and someone who unsubscribed or bounced is never re-subscribed by a file.
+When an address is on several rows the last row wins, and the others are reported.
 A cell the export neutralized against spreadsheet formulas (a leading `'`) is read back as it was.
+Our own record reader around the csv module: it must reject one bad row and keep going, which
+csv.reader cannot once a quote is left open (it reads on to the end of the file).
 """
 
 import csv
