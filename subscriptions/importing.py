@@ -26,7 +26,7 @@ from django.utils import timezone
 from digest.matching.text import split_topics
 from subscriptions.addresses import canonical_email
 from subscriptions.consent import PREFERENCE_FIELDS, set_preferences
-from subscriptions.forms import clean_topic_lines, time_zone_names
+from subscriptions.forms import time_zone_names
 from subscriptions.models import Subscriber
 
 # The only columns a file must have; frequency, send_hour and timezone default to daily, 7 and UTC.
@@ -96,13 +96,16 @@ class BadFile(ValueError):
 def neutralize_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: a leading formula character gets a `'` before it."""
     text = str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    # A leading "'" is doubled too, or the import would take it for ours and drop it.
+    return f"'{text}" if text.startswith((*FORMULA_STARTS, "'")) else text
 
 
 def restore_cell(text: str | None) -> str:
     """Undo `neutralize_cell`: drop a `'` that stands before a formula character."""
     text = text or ""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+    return (
+        text[1:] if text.startswith("'") and text[1:].startswith((*FORMULA_STARTS, "'")) else text
+    )
 
 
 def _number(text: str, low: int, high: int) -> int | None:
@@ -122,13 +125,11 @@ def parse_row(raw_row: dict[str, str | None]) -> dict:
         email = canonical_email(typed)
     except ValidationError as error:
         raise BadRow(f"invalid email address {typed!r}: {' '.join(error.messages)}") from error
-    topics_text = row.get("topics") or ""
-    if not split_topics(topics_text):
+    topics = split_topics(row.get("topics") or "")  # split as the form and the ranking split
+    if not topics:
         raise BadRow("no topics")
-    try:
-        topics = clean_topic_lines(topics_text)  # the sign-up form's rules, split the same way
-    except ValidationError as error:
-        raise BadRow(f"topics: {' '.join(error.messages)}") from error
+    if len(topics) > Subscriber.MAX_TOPICS:
+        raise BadRow(f"{len(topics)} topics (at most {Subscriber.MAX_TOPICS})")
     frequency = (row.get("frequency") or "daily").strip().lower()
     if frequency not in Subscriber.Frequency.values:
         raise BadRow(f"frequency {frequency!r} is not daily or weekly")
@@ -144,7 +145,7 @@ def parse_row(raw_row: dict[str, str | None]) -> dict:
         raise BadRow(f"status {status!r}: only active or paused readers are imported")
     fields = {
         "email": email,
-        "topics": topics,
+        "topics": "\n".join(topics),
         "frequency": frequency,
         "send_hour": send_hour,
         "time_zone": zone,

@@ -60,7 +60,7 @@ def readable_latex(text: str) -> str:
     except Exception:  # noqa: BLE001 - a title is shown as it came rather than not at all
         return text
     if "\n" not in text:  # display math and \\ break lines a one-line title never had
-        return " ".join(readable.split())
+        return re.sub(r"\s+", " ", readable)
     return readable.replace("\xa0", " ")
 
 

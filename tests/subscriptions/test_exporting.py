@@ -55,7 +55,7 @@ def test_an_export_imports_back_to_the_same_readers(tmp_path):
         papers_per_digest=7,
     )
     reader("grace@xn--bcherei-n2a.de", topics='protein folding\n"quoted" words', status="paused")
-    reader("+plus@example.com", topics="+1 topic\n−minus sign", send_hour=0)
+    reader("+plus@example.com", topics="'=quoted formula\n'apostrophe\n−minus", send_hour=0)
     before = readers()
 
     assert export_then_import_into_an_empty_database(tmp_path) == before
