@@ -219,12 +219,19 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Served over https (production): secure cookies, the https redirect and HSTS. HTTPS=0 with
+# DEBUG=0 runs on plain http (a LAN, a demo box), where a browser would drop secure cookies and
+# every form would fail its CSRF check.
+HTTPS = env_bool("HTTPS", not DEBUG)
+
 if not DEBUG:
     STORAGES["staticfiles"]["BACKEND"] = "whitenoise.storage.CompressedManifestStaticFilesStorage"
     # X-Forwarded-Proto says https only if a proxy we run set it: a client can send it too, and
     # trusting it would mark plain-http requests secure (secure cookies, HSTS sent over http).
     if TRUSTED_PROXY_COUNT > 0:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if not DEBUG and HTTPS:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probed over plain http inside the network
     SESSION_COOKIE_SECURE = True

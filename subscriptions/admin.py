@@ -4,10 +4,6 @@ The digest preview is added by digest/admin.py, which registers a subclass of Su
 this app knows nothing of papers.
 """
 
-import csv
-from collections.abc import Iterable
-from typing import IO
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -16,8 +12,8 @@ from django.utils import timezone
 
 import config.lookups  # noqa: F401 - registers ascii_icontains for search_fields
 from subscriptions import consent, tasks
+from subscriptions.exporting import write_subscribers_csv
 from subscriptions.forms import clean_topic_lines, time_zone_names
-from subscriptions.importing import COLUMNS, OPTIONAL_COLUMNS, neutralize_cell
 from subscriptions.models import Subscriber, SuppressionEvent
 
 SUPPRESSED = [
@@ -25,26 +21,6 @@ SUPPRESSED = [
     Subscriber.Status.BOUNCED,
     Subscriber.Status.COMPLAINED,
 ]
-
-
-def write_subscribers_csv(subscribers: Iterable[Subscriber], out: IO[str]) -> None:
-    """What `import_subscribers` reads (topics joined with ";"), every cell safe to open in a
-    spreadsheet: one that would start a formula (a topic "=HYPERLINK(…)", "-survey") gets a
-    leading `'`, which the import drops again."""
-    writer = csv.writer(out)
-    writer.writerow([*COLUMNS, *OPTIONAL_COLUMNS])
-    for subscriber in subscribers:
-        row = [
-            subscriber.email,
-            ";".join(subscriber.topic_lines),
-            subscriber.frequency,
-            subscriber.send_hour,
-            subscriber.time_zone,
-            subscriber.get_weekday_display().lower(),
-            subscriber.papers_per_digest,
-            subscriber.status,
-        ]
-        writer.writerow([neutralize_cell(cell) for cell in row])
 
 
 class SendHourFilter(admin.SimpleListFilter):
@@ -99,6 +75,10 @@ class SubscriberForm(forms.ModelForm):
     class Meta:
         model = Subscriber
         fields = ["topics", "frequency", "weekday", "send_hour", "time_zone", "papers_per_digest"]
+        help_texts = {
+            "topics": "Separated by commas, semicolons or new lines (saved one per line); "
+            "“-word” excludes papers that mention it."
+        }
 
     def clean_topics(self) -> str:
         return clean_topic_lines(self.cleaned_data["topics"])
@@ -127,7 +107,15 @@ CONSENT_FIELDS = [
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberForm
-    list_display = ["email", "status", "frequency", "send_hour", "time_zone", "created_at"]
+    list_display = [
+        "email",
+        "status",
+        "topic_list",
+        "frequency",
+        "send_hour",
+        "time_zone",
+        "created_at",
+    ]
     list_filter = ["status", "frequency", SendHourFilter, AddressProblemFilter]
     search_fields = ["email__ascii_icontains"]
     ordering = ["-pk"]
@@ -153,6 +141,10 @@ class SubscriberAdmin(admin.ModelAdmin):
         if "@" in search_term:
             results |= queryset.with_email(search_term)
         return results, may_have_duplicates
+
+    @admin.display(description="topics")
+    def topic_list(self, subscriber: Subscriber) -> str:
+        return " · ".join(subscriber.topic_lines)
 
     def has_add_permission(self, request) -> bool:
         # People sign up (double opt-in) or are imported with `import_subscribers`.

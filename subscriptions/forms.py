@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from digest.matching.text import split_topics
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber
 
@@ -88,29 +89,30 @@ class FixedTypedChoiceField(SharedChoicesMixin, forms.TypedChoiceField):
 
 
 def clean_topic_lines(text: str) -> str:
-    """One keyword or phrase per line, at most Subscriber.MAX_TOPICS, at least one that is not an
-    exclusion ('-word'); blank and repeated lines are dropped."""
-    lines: list[str] = []
+    """The topics typed in `text` (split by `split_topics`: commas, semicolons or new lines), one
+    per line: at most Subscriber.MAX_TOPICS, at least one that is not an exclusion ('-word');
+    repeated ones are dropped. What this returns is what is saved and what the preview ranks."""
+    topics: list[str] = []
     seen: set[str] = set()
-    for raw in text.splitlines():
-        line = " ".join(raw.split())
-        if not line or line.lower() in seen:
+    for topic in split_topics(text):
+        if topic.lower() in seen:
             continue
-        if len(line) > MAX_TOPIC_LENGTH:
+        if len(topic) > MAX_TOPIC_LENGTH:
             raise forms.ValidationError(
-                f"Keep each topic under {MAX_TOPIC_LENGTH} characters: “{line[:30]}…” is longer."
+                f"Keep each topic under {MAX_TOPIC_LENGTH} characters: “{topic[:30]}…” is longer."
             )
-        if line.startswith("-") and not line[1:].strip():
-            raise forms.ValidationError("A line with only “-” excludes nothing: add a word.")
-        seen.add(line.lower())
-        lines.append(line)
-    if len(lines) > Subscriber.MAX_TOPICS:
+        if topic.startswith("-") and not topic[1:].strip():
+            raise forms.ValidationError("A lone “-” excludes nothing: add a word after it.")
+        seen.add(topic.lower())
+        topics.append(topic)
+    if len(topics) > Subscriber.MAX_TOPICS:
         raise forms.ValidationError(
-            f"Up to {Subscriber.MAX_TOPICS} topics, one per line (you entered {len(lines)})."
+            f"Up to {Subscriber.MAX_TOPICS} topics (you entered {len(topics)}): separate them "
+            "with commas or new lines."
         )
-    if not any(not line.startswith("-") for line in lines):
+    if not any(not topic.startswith("-") for topic in topics):
         raise forms.ValidationError("Enter at least one topic you want papers about.")
-    return "\n".join(lines)
+    return "\n".join(topics)
 
 
 class PreferenceFields(forms.Form):
@@ -118,12 +120,15 @@ class PreferenceFields(forms.Form):
         widget=forms.Textarea(
             attrs={
                 "rows": 4,
-                "placeholder": "e.g. mixture of experts\nprotein folding\n-survey",
+                "placeholder": "e.g. mixture of experts, protein folding, -survey",
                 "autocapitalize": "none",
             }
         ),
         max_length=4000,
-        help_text="One keyword or phrase per line, up to 20. Start a line with “-” to exclude it.",
+        help_text=(
+            "Up to 20 keywords or phrases, separated by commas or new lines. Start one with “-” "
+            "to exclude papers that mention it."
+        ),
     )
     frequency = FixedChoiceField(
         choices=Subscriber.Frequency.choices,

@@ -92,7 +92,12 @@ class Subscriber(models.Model):
 
     @property
     def topic_lines(self) -> list[str]:
-        return [line.strip() for line in self.topics.splitlines() if line.strip()]
+        """The topics one by one, split the one way every path splits them (commas too, for
+        rows saved before they separated topics)."""
+        # Imported here: digest.matching's package imports digest.models, which imports this.
+        from digest.matching.text import split_topics
+
+        return split_topics(self.topics)
 
     @property
     def wanted_topics(self) -> list[str]:

@@ -65,11 +65,29 @@ def topic_stems(topic: str) -> tuple[str, ...]:
     return tuple(token[STEM] for token in analyze(topic))
 
 
+# Commas, semicolons (ASCII and fullwidth) and line breaks separate topics, wherever they are
+# typed: the form, the preference page, the admin, an imported CSV cell and search_papers.
+TOPIC_SEPARATORS = re.compile(r"[,;\uff0c\uff1b]")
+
+
+def split_topics(text: str) -> list[str]:
+    """The topics (and '-word' exclusions) typed in `text`, in order, each with its whitespace
+    collapsed; blank ones dropped. Joining them with any separator and splitting again gives
+    the same list."""
+    topics = []
+    for line in text.splitlines():
+        for part in TOPIC_SEPARATORS.split(line):
+            topic = " ".join(part.split())
+            if topic:
+                topics.append(topic)
+    return topics
+
+
 def parse_topic_lines(lines: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(topics, exclusions): a line starting with '-' excludes papers that mention it."""
+    """(topics, exclusions) of topic lines split by `split_topics`: a topic starting with '-'
+    excludes papers that mention it."""
     topics, exclusions = [], []
-    for raw in lines:
-        line = " ".join(raw.split())
+    for line in split_topics("\n".join(lines)):
         if line.startswith("-"):
             line = line[1:].strip()
             if topic_stems(line):

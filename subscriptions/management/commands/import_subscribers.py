@@ -7,11 +7,14 @@ from subscriptions.importing import BadFile, decode_csv, import_subscribers_csv
 
 class Command(BaseCommand):
     help = (
-        "Import readers from another tool as confirmed subscribers. A UTF-8 CSV file with the "
-        "columns email,topics (topics separated by ';') and optionally frequency (daily), "
-        "send_hour (7) and timezone (UTC), one reader per line. Bad rows are reported with "
-        "their line and skipped, and make the exit status 1 unless --allow-rejects; an address "
-        "already here is updated."
+        "Import readers from another tool as confirmed subscribers. A UTF-8 CSV file (a BOM is "
+        "fine; cells separated by ',' or ';', quoted cells may span lines) with the columns "
+        "email,topics (topics separated by ';', ',' or new lines) and optionally frequency "
+        "(daily), send_hour (7), timezone (UTC), weekday, papers_per_digest and status, as "
+        "export_subscribers writes them. When an address is on several rows, the last row wins "
+        "(the others are listed). Bad rows are reported with their line and skipped, and make "
+        "the exit status 1 unless --allow-rejects; an address already here is updated, and one "
+        "that unsubscribed, bounced or complained is left as it is."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,11 +34,20 @@ class Command(BaseCommand):
             result = import_subscribers_csv(decode_csv(data))
         except BadFile as error:
             raise CommandError(f"{file}: {error}") from error
+        for line, winner, email in result.duplicates:
+            self.stdout.write(
+                f"{file}:{line}: {email} again on line {winner}; the last row wins, this one "
+                "is skipped"
+            )
+        for line, reader in result.left_alone:
+            self.stdout.write(f"{file}:{line}: {reader}; left as they are, not re-subscribed")
         for line, reason in result.rejected:
             self.stderr.write(f"{file}:{line}: {reason}")
         self.stdout.write(
             f"Imported {result.created} new and updated {result.updated} subscribers; "
-            f"rejected {len(result.rejected)} rows."
+            f"{result.unchanged} unchanged, {len(result.left_alone)} left alone (unsubscribed or "
+            f"suppressed), {len(result.duplicates)} duplicate rows skipped (the last row for an "
+            f"address wins), rejected {len(result.rejected)} rows; {result.rows} rows read."
         )
         if result.rejected and not allow_rejects:
             raise CommandError(
