@@ -11,9 +11,9 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from digest.matching.text import split_topics
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber
+from subscriptions.topics import split_topics
 
 MAX_TOPIC_LENGTH = 100
 HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]

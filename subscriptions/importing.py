@@ -23,11 +23,11 @@ from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from digest.matching.text import split_topics
 from subscriptions.addresses import canonical_email
 from subscriptions.consent import PREFERENCE_FIELDS, set_preferences
 from subscriptions.forms import time_zone_names
 from subscriptions.models import Subscriber
+from subscriptions.topics import split_topics
 
 # The only columns a file must have; frequency, send_hour and timezone default to daily, 7 and UTC.
 REQUIRED_COLUMNS = ("email", "topics")

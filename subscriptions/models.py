@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from subscriptions import addresses
+from subscriptions.topics import split_topics
 
 
 class SubscriberQuerySet(models.QuerySet):
@@ -94,9 +95,6 @@ class Subscriber(models.Model):
     def topic_lines(self) -> list[str]:
         """The topics one by one, split the one way every path splits them (commas too, for
         rows saved before they separated topics)."""
-        # Imported here: digest.matching's package imports digest.models, which imports this.
-        from digest.matching.text import split_topics
-
         return split_topics(self.topics)
 
     @property

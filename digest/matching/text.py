@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import Stemmer
 
+from subscriptions.topics import split_topics
+
 _STOPWORDS_TEXT = """a an and are as at be by can do does for from has have how in into is it its
 of on or our s t that the their this to toward towards via vs we what when which why with without"""
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
@@ -67,20 +69,6 @@ def topic_stems(topic: str) -> tuple[str, ...]:
 
 # Commas, semicolons (ASCII and fullwidth) and line breaks separate topics, wherever they are
 # typed: the form, the preference page, the admin, an imported CSV cell and search_papers.
-TOPIC_SEPARATORS = re.compile(r"[,;\uff0c\uff1b]")
-
-
-def split_topics(text: str) -> list[str]:
-    """The topics (and '-word' exclusions) typed in `text`, in order, each with its whitespace
-    collapsed; blank ones dropped. Joining them with any separator and splitting again gives
-    the same list."""
-    topics = []
-    for line in text.splitlines():
-        for part in TOPIC_SEPARATORS.split(line):
-            topic = " ".join(part.split())
-            if topic:
-                topics.append(topic)
-    return topics
 
 
 def parse_topic_lines(lines: Sequence[str]) -> tuple[list[str], list[str]]:

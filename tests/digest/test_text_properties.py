@@ -29,9 +29,9 @@ from digest.matching import (
     to_matches,
     topic_stems,
 )
-from digest.matching.text import split_topics
 from digest.models import Paper
 from subscriptions.models import Subscriber
+from subscriptions.topics import split_topics
 
 PERIOD = date(2026, 3, 2)
 LONG = 100_000

@@ -9,9 +9,9 @@ from django.core.management import call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.matching.text import split_topics
 from subscriptions.importing import ROW_START, read_rows
 from subscriptions.models import Subscriber
+from subscriptions.topics import split_topics
 from tests.unicode_text import any_text
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.matching import select_papers
-from digest.matching.text import parse_topic_lines, split_topics
+from digest.matching.text import parse_topic_lines
 from digest.models import Paper
 from subscriptions import links
 from subscriptions.admin import SubscriberForm
 from subscriptions.forms import clean_topic_lines
 from subscriptions.models import Subscriber
+from subscriptions.topics import split_topics
 from tests.unicode_text import any_text
 
 TYPED = "reinforcement learning, -robotics; graph neural networks\nbandits"
