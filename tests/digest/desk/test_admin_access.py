@@ -1,6 +1,7 @@
 """The digest preview on the desk, and nobody but staff at the desk."""
 
 import pytest
+from django.core import signing
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.django_db
 # The digest preview
 
 
-def test_preview_shows_the_digest_exactly_as_the_email_would_be(admin_client):
+def test_preview_shows_the_digest_exactly_as_the_email_would_be(admin_client, monkeypatch):
+    # Both renders sign their links in the same second, as one render would.
+    monkeypatch.setattr(signing.TimestampSigner, "timestamp", lambda self: "1xa3e3")
     make_paper(
         "Sparse Mixture of Experts for Language Models",
         abstract="We route tokens to a sparse mixture of experts & beat dense models.",

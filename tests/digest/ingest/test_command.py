@@ -75,6 +75,7 @@ def test_json_output_is_one_object_with_counts_and_rejections(tmp_path):
                 "updated": 0,
                 "unchanged": 0,
                 "rejected": 1,
+                "cut": {},
                 "note": "",
                 "error": "",
             }
