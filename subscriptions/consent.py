@@ -268,7 +268,7 @@ def confirm(
         elif consent_text and consent_withdrawn(subscriber):
             _record_consent(subscriber, SignUp(subscriber.email, {}, ip, consent_text))
         subscriber.status = Subscriber.Status.ACTIVE
-        subscriber.confirmed_at = timezone.now()
+        subscriber.confirmed_at = subscriber.digests_from = timezone.now()
         subscriber.unsubscribed_at = None
         subscriber.unsubscribe_reason = ""
         subscriber.soft_bounces = 0

@@ -6,10 +6,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from subscriptions import addresses, consent, links, tasks, throttling
+from subscriptions import addresses, consent, links, send_times, tasks, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
 from subscriptions.preference_sections import render_preference_sections
@@ -114,7 +115,11 @@ def confirm(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRes
         return render(
             request,
             "pages/confirmed.html",
-            {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)},
+            {
+                "subscriber": subscriber,
+                "first_digest": send_times.first_digest_text(subscriber, timezone.now()),
+                "preferences_url": links.preferences_url(subscriber),
+            },
         )
     context = {"subscriber": subscriber, "consent_text": SignUpForm.consent_text}
     return render(request, "pages/confirm.html", context)
