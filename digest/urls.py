@@ -2,7 +2,7 @@ from datetime import date
 
 from django.urls import path, register_converter
 
-from digest.web import daily, feeds, views
+from digest.web import daily, feeds, site, views
 
 app_name = "digest"
 
@@ -34,6 +34,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("preview/", views.preview, name="preview"),
     path("digest/<str:token>/", views.archived_digest, name="archive"),
+    path("favicon.ico", site.favicon, name="favicon"),
     path("today/", daily.today, name="today"),
     path("archive/", daily.archive, name="archive_days"),
     path("archive/<isodate:day>/", daily.archive_day, name="archive_day"),
