@@ -188,13 +188,13 @@ def erase(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRespo
 def unsubscribe(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
     """The leave page: pause for a month, weekly instead of daily, or unsubscribe (with a
     receipt by email). The List-Unsubscribe one-click POST stays immediate (below)."""
-    preferences_url = links.preferences_url(subscriber)
     action = request.POST.get("action", "unsubscribe")
     if request.method == "POST" and action in ("pause", "weekly"):
         if action == "pause":
             pauses.pause_for_a_month(subscriber)
         else:
             pauses.switch_to_weekly(subscriber, _weekday_from(request.POST, subscriber.weekday))
+        preferences_url = links.preferences_url(subscriber)
         context = {"subscriber": subscriber, "kept": action, "preferences_url": preferences_url}
         return render(request, "pages/unsubscribe_kept.html", context)
     if request.method == "POST":
@@ -203,13 +203,13 @@ def unsubscribe(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
         source = SuppressionEvent.Source.LINK
         if consent.unsubscribe(subscriber, source=source, reason=reason, receipt=True):
             tasks.queue_consent_emails()
-        context = {"subscriber": subscriber, "preferences_url": preferences_url}
+        context = {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)}
         return render(request, "pages/unsubscribed.html", context)
     context = {
         "subscriber": subscriber,
         "reasons": REASONS,
         "weekdays": Subscriber.Weekday.choices,
-        "preferences_url": preferences_url,
+        "preferences_url": links.preferences_url(subscriber),
     }
     return render(request, "pages/unsubscribe.html", context)
 
