@@ -34,6 +34,7 @@ SUPPRESSED_STATUS = {
     SuppressionEvent.Kind.UNSUBSCRIBE: Subscriber.Status.UNSUBSCRIBED,
     SuppressionEvent.Kind.EDITOR: Subscriber.Status.UNSUBSCRIBED,
 }
+UNSUBSCRIBE_RECEIPT = "unsubscribed"  # the email template saying an unsubscribe is done
 # Statuses in which a subscriber may still be emailed (a confirmation, or digests).
 RECEIVING = (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
 
@@ -180,9 +181,9 @@ class SubscriberNotCommitted(Exception):
 def deliver_consent_email(
     subscriber_id: int, template: str, sign_up_request_id: int | None = None
 ) -> None:
-    """Render and send a confirmation ("confirm") or an "already subscribed" reminder
-    ("confirm-existing"). A confirmation for a SignUpRequest shows what that request asked for,
-    and its link applies it."""
+    """Render and send a confirmation ("confirm"), an "already subscribed" reminder
+    ("confirm-existing") or an unsubscribe receipt ("unsubscribed"). A confirmation for a
+    SignUpRequest shows what that request asked for, and its link applies it."""
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
         # Not committed yet (the task retries a few times), or erased meanwhile (it gives up).
@@ -195,7 +196,7 @@ def deliver_consent_email(
             context["subscriber"] = as_requested(subscriber, pending)
         context["confirm_url"] = links.confirm_url(subscriber, sign_up_request=pending)
         context["lifetime_days"] = links.LIFETIMES["confirm"].days
-    else:
+    elif template != UNSUBSCRIBE_RECEIPT:  # the receipt goes to a reader already off the list
         headers = _list_unsubscribe_headers(subscriber)
     send_email(template, subscriber.email, context, headers=headers)
 
@@ -268,7 +269,7 @@ def confirm(
         elif consent_text and consent_withdrawn(subscriber):
             _record_consent(subscriber, SignUp(subscriber.email, {}, ip, consent_text))
         subscriber.status = Subscriber.Status.ACTIVE
-        subscriber.confirmed_at = timezone.now()
+        subscriber.confirmed_at = subscriber.digests_from = timezone.now()
         subscriber.unsubscribed_at = None
         subscriber.unsubscribe_reason = ""
         subscriber.soft_bounces = 0
@@ -282,27 +283,22 @@ def update_preferences(subscriber: Subscriber, preferences: dict) -> None:
     subscriber.save(update_fields=[*PREFERENCE_FIELDS, "updated_at"])
 
 
-def pause(subscriber: Subscriber) -> None:
-    if subscriber.status == Subscriber.Status.ACTIVE:
-        subscriber.status = Subscriber.Status.PAUSED
-        subscriber.save(update_fields=["status", "updated_at"])
-
-
-def resume(subscriber: Subscriber) -> None:
-    if subscriber.status == Subscriber.Status.PAUSED:
-        subscriber.status = Subscriber.Status.ACTIVE
-        subscriber.save(update_fields=["status", "updated_at"])
-
-
-def unsubscribe(subscriber: Subscriber, *, source: str, reason: str = "") -> bool:
-    """Stop all mail at once; False (and no new record) when the subscriber was already off."""
+def unsubscribe(
+    subscriber: Subscriber, *, source: str, reason: str = "", receipt: bool = False
+) -> bool:
+    """Stop all mail at once; False (and no new record) when the subscriber was already off.
+    With `receipt`, one last email says it is done and how to come back (owed, like the
+    confirmation: the view queues it after commit)."""
     if subscriber.status not in RECEIVING:
         return False
     with transaction.atomic():
         subscriber.status = Subscriber.Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = timezone.now()
         subscriber.unsubscribe_reason = reason[:200]
+        subscriber.paused_until = None
         subscriber.save()
+        if receipt:
+            _queue_email(subscriber, UNSUBSCRIBE_RECEIPT)
         SuppressionEvent.objects.create(
             subscriber=subscriber,
             kind=SuppressionEvent.Kind.UNSUBSCRIBE,

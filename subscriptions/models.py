@@ -58,6 +58,15 @@ class Subscriber(models.Model):
     consent_text = models.TextField(blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    digests_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the reader confirmed on the site: their first digest is the one at their "
+        "next send time after this, as the confirmation page said (empty: no such wait).",
+    )
+    paused_until = models.DateTimeField(
+        null=True, blank=True, help_text="A pause with an end: digests start again after it."
+    )
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     unsubscribe_reason = models.CharField(max_length=200, blank=True)
     soft_bounces = models.PositiveIntegerField(default=0)

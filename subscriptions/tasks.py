@@ -2,8 +2,9 @@
 No feature module imports this; views and the admin call queue_consent_emails after a change."""
 
 from celery import shared_task
+from django.utils import timezone
 
-from subscriptions import consent, throttling
+from subscriptions import consent, pauses, throttling
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=6)
@@ -17,8 +18,10 @@ def send_consent_email(
 
 @shared_task
 def send_owed_emails() -> int:
-    """Queue the consent emails owed while the broker was down; drop expired rate-limit rows."""
+    """Queue the consent emails owed while the broker was down; drop expired rate-limit rows;
+    mark active again the readers whose pause for a month ended."""
     throttling.forget_expired_windows()
+    pauses.end_pauses(timezone.now())
     return queue_consent_emails()
 
 

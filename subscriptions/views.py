@@ -6,10 +6,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from subscriptions import addresses, consent, links, tasks, throttling
+from subscriptions import addresses, consent, links, pauses, send_times, tasks, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
 from subscriptions.preference_sections import render_preference_sections
@@ -114,7 +115,11 @@ def confirm(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRes
         return render(
             request,
             "pages/confirmed.html",
-            {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)},
+            {
+                "subscriber": subscriber,
+                "first_digest": send_times.first_digest_text(subscriber, timezone.now()),
+                "preferences_url": links.preferences_url(subscriber),
+            },
         )
     context = {"subscriber": subscriber, "consent_text": SignUpForm.consent_text}
     return render(request, "pages/confirm.html", context)
@@ -127,10 +132,10 @@ def preferences(request: HttpRequest, subscriber: Subscriber, token: str) -> Htt
     form = PreferencesForm.for_subscriber(subscriber)
     action = request.POST.get("action", "save")
     if request.method == "POST" and action == "pause":
-        consent.pause(subscriber)
+        pauses.pause(subscriber)
         notice = "Paused: no digests until you resume."
     elif request.method == "POST" and action == "resume":
-        consent.resume(subscriber)
+        pauses.resume(subscriber)
         notice = "Resumed: your next digest arrives at your usual time."
     elif request.method == "POST" and action == "resubscribe":
         if consent.resubscribe(subscriber):
@@ -181,18 +186,37 @@ def erase(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRespo
 @require_http_methods(["GET", "POST"])
 @_with_subscriber("unsubscribe")
 def unsubscribe(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    """The leave page: pause for a month, weekly instead of daily, or unsubscribe (with a
+    receipt by email). The List-Unsubscribe one-click POST stays immediate (below)."""
+    action = request.POST.get("action", "unsubscribe")
+    if request.method == "POST" and action in ("pause", "weekly"):
+        if action == "pause":
+            pauses.pause_for_a_month(subscriber)
+        else:
+            pauses.switch_to_weekly(subscriber, _weekday_from(request.POST, subscriber.weekday))
+        preferences_url = links.preferences_url(subscriber)
+        context = {"subscriber": subscriber, "kept": action, "preferences_url": preferences_url}
+        return render(request, "pages/unsubscribe_kept.html", context)
     if request.method == "POST":
         reason = request.POST.get("reason", "")
         reason = reason if reason in dict(REASONS) else ""
-        consent.unsubscribe(subscriber, source=SuppressionEvent.Source.LINK, reason=reason)
+        source = SuppressionEvent.Source.LINK
+        if consent.unsubscribe(subscriber, source=source, reason=reason, receipt=True):
+            tasks.queue_consent_emails()
         context = {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)}
         return render(request, "pages/unsubscribed.html", context)
     context = {
         "subscriber": subscriber,
         "reasons": REASONS,
+        "weekdays": Subscriber.Weekday.choices,
         "preferences_url": links.preferences_url(subscriber),
     }
     return render(request, "pages/unsubscribe.html", context)
+
+
+def _weekday_from(data, default: int) -> int:
+    value = data.get("weekday", "")
+    return int(value) if value in {str(day) for day in Subscriber.Weekday.values} else default
 
 
 @csrf_exempt

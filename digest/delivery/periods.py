@@ -7,20 +7,10 @@ and on a fall-back day the repeated hour finds the period's delivery already the
 """
 
 from datetime import date, datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from subscriptions.models import Subscriber
-
-UTC = ZoneInfo("UTC")
-
-
-@lru_cache(maxsize=1024)
-def zone_named(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
-        return UTC
+from subscriptions.send_times import send_time_on, zone_named
 
 
 def subscriber_zone(subscriber: Subscriber) -> ZoneInfo:
@@ -37,10 +27,17 @@ def due_period(*, frequency: str, weekday: int, send_hour: int, local_now: datet
 
 
 def digest_period(subscriber: Subscriber, now: datetime) -> date | None:
-    """The local date `subscriber`'s digest is due for at the instant `now`, or None."""
-    return due_period(
+    """The local date `subscriber`'s digest is due for at the instant `now`, or None. A period
+    whose send time came before the reader confirmed is not theirs: the confirmation page
+    promised the first digest at the next send time (subscriptions.send_times)."""
+    zone = subscriber_zone(subscriber)
+    period = due_period(
         frequency=subscriber.frequency,
         weekday=subscriber.weekday,
         send_hour=subscriber.send_hour,
-        local_now=now.astimezone(subscriber_zone(subscriber)),
+        local_now=now.astimezone(zone),
     )
+    if period is None or subscriber.digests_from is None:
+        return period
+    starts = send_time_on(period, send_hour=subscriber.send_hour, zone=zone)
+    return period if starts >= subscriber.digests_from else None

@@ -25,7 +25,7 @@ def due_subscribers(now: datetime) -> list[tuple[Subscriber, object]]:
     """Active subscribers whose send hour has come at `now` and who have no delivery for that
     period yet, with the period (their local date)."""
     due = []
-    for subscriber in subscribers_for_digests():
+    for subscriber in subscribers_for_digests(now):
         period = digest_period(subscriber, now)
         if period is not None:
             due.append((subscriber, period))

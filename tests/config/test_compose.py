@@ -3,6 +3,7 @@
 import re
 
 import yaml
+from django.conf import settings
 
 from tests.conftest import PROJECT_DIR
 
@@ -25,10 +26,14 @@ def test_app_commands_refer_to_modules_that_exist():
     for name in ("worker", "beat"):
         assert SERVICES[name]["command"].startswith("celery -A config ")
     assert (PROJECT_DIR / "config" / "celery.py").exists()
-    scheduler = SERVICES["beat"]["command"].split("--scheduler ")[1]
-    module, _, attribute = scheduler.partition(":")
-    assert hasattr(__import__(module, fromlist=[attribute]), attribute)
     assert "manage.py migrate" in SERVICES["migrate"]["command"]
+
+
+def test_beat_runs_the_scheduler_that_keeps_admin_edits():
+    # A --scheduler flag would override the settings' SeedingDatabaseScheduler with one that
+    # resets the operator's edits on every start.
+    assert "--scheduler" not in SERVICES["beat"]["command"]
+    assert settings.CELERY_BEAT_SCHEDULER == "digest.delivery.schedule:SeedingDatabaseScheduler"
 
 
 def test_app_services_wait_for_healthy_dependencies():

@@ -79,6 +79,7 @@ class Account:
     merged: dict[int, int] = field(default_factory=dict)  # merged-away paper -> kept paper
     topics_changed_at: datetime | None = None
     rated: dict[str, dict[int, datetime]] = field(default_factory=dict)  # reader -> paper -> when
+    confirmed: dict[str, datetime] = field(default_factory=dict)  # on the site: first digest after
 
     def __post_init__(self) -> None:
         self.active = {email: [(START, True)] for email in self.readers}
@@ -102,7 +103,8 @@ class Account:
             # A send time that does not exist (spring forward) resolves to the instant of the
             # jump; one that happens twice (fall back) to its first occurrence.
             send_at = datetime.combine(local_date, time(reader.send_hour), tzinfo=reader.tz)
-            if now >= send_at:
+            confirmed = self.confirmed.get(reader.email)
+            if now >= send_at and (confirmed is None or send_at >= confirmed):
                 self.expected.add((reader.email, local_date))
 
 

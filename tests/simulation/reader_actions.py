@@ -114,6 +114,7 @@ class ReaderActions:
         assert Subscriber.objects.get(email=reader.email).status == Subscriber.Status.ACTIVE
         self.readers[reader.email] = reader
         self.account.active.setdefault(reader.email, [(START, False)]).append((now, True))
+        self.account.confirmed[reader.email] = now  # the first digest is at the next send time
 
     def confirmation_link(self, address: str, timeout: float = 30) -> str:
         """The link in the newest confirmation email to `address` (a worker may still be
