@@ -123,18 +123,23 @@ def _update_sending(delivery: Delivery, fields: dict, *, token: str | None = Non
 
 class Fence:
     """A chunk's claim as its sender sees it: checked right before each message is handed over,
-    and extended for the rest of the chunk every quarter of the timeout (by the monotonic clock,
-    which no clock step moves) while a slow ESP works through it."""
+    and extended for the rest of the chunk whenever a quarter of the timeout has passed by the
+    monotonic clock (a slow ESP) or by the wall clock (a clock that jumped, which would otherwise
+    make our live claims look stale to the other workers)."""
 
-    def __init__(self, delivery_ids: Sequence[int], token: str) -> None:
+    def __init__(self, delivery_ids: Sequence[int], token: str, now: datetime) -> None:
         self.order = list(delivery_ids)
         self.token = token
         self.interval = settings.DIGEST_CLAIM_TIMEOUT_SECONDS / 4
-        self.next_beat = time.monotonic() + self.interval
+        self.beat_at = (time.monotonic(), now)
 
     def still_ours(self, delivery_id: int, now: datetime) -> bool:
         ids = [delivery_id]
-        if time.monotonic() >= self.next_beat:
+        monotonic_then, wall_then = self.beat_at
+        if (
+            time.monotonic() - monotonic_then >= self.interval
+            or abs((now - wall_then).total_seconds()) >= self.interval
+        ):
             ids = self.order[self.order.index(delivery_id) :]
-            self.next_beat = time.monotonic() + self.interval
+            self.beat_at = (time.monotonic(), now)
         return delivery_id in hold(ids, self.token, now)

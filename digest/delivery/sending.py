@@ -64,8 +64,9 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     each handover the fence checks that the claim is still ours (and keeps it alive)."""
     connection = connection or get_connection()
     token = new_token()
-    claimed = claim(delivery_ids, timezone.now(), token)
-    fence = Fence([pk for pk in delivery_ids if pk in claimed], token)
+    now = timezone.now()
+    claimed = claim(delivery_ids, now, token)
+    fence = Fence([pk for pk in delivery_ids if pk in claimed], token, now)
     results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
     digests = load_digests(claimed)
     handed_over: set[int] = set()
