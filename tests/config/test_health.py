@@ -49,8 +49,8 @@ def test_healthz_checks_no_disk_when_mail_goes_to_an_esp(client, settings):
 @pytest.mark.django_db
 def test_healthz_says_degraded_without_a_worker_and_ok_once_one_answers(
     client,
-    redis_at,
-    own_redis,  # noqa: F811 - fixtures
+    redis_at,  # noqa: F811 - a fixture
+    own_redis,  # noqa: F811 - a fixture
 ):
     redis_at(own_redis.url)
 
