@@ -34,7 +34,8 @@ def test_healthz_says_degraded_when_the_outbox_disk_is_low(client, settings):
 
     assert response.status_code == 200  # pages are still served
     body = response.json()
-    assert (body["status"], body["degraded"]) == ("degraded", ["disk"])
+    assert body["status"] == "degraded" and "disk" in body["degraded"]  # (and "worker" when a
+    # broker is configured: no worker runs in this test)
     assert "below HEALTH_MIN_FREE_DISK_MB" in body["disk"]
 
 
