@@ -1,5 +1,9 @@
 """A Redis cache whose outage is not a site outage.
 
+Ours, not django-redis with IGNORE_EXCEPTIONS: that swallows the error but tries Redis again on
+every call, so each page still waits out the connection timeout; this one stops trying for
+RETRY_AFTER_SECONDS after a failure, on top of Django's own RedisCache (no extra dependency).
+
 Django's RedisCache raises redis.ConnectionError from every call when Redis is unreachable, so one
 cached fragment on the home page turned a cache outage into a 500 on every page. Here a failed
 call is logged and answered as a miss (reads) or as not done (writes, and `add`, so a lock taken

@@ -141,6 +141,8 @@ else:
 # Email: one .eml file per message under var/outbox/ unless an ESP backend is configured.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "config.outbox.OutboxEmailBackend")
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "outbox"))
+# /healthz says "degraded" when the outbox folder's disk has less free than this.
+HEALTH_MIN_FREE_DISK_MB = int(os.environ.get("HEALTH_MIN_FREE_DISK_MB", "100"))
 # Unset: an address at the public site's host (not @localhost once SITE_URL is set).
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or (
     f"Paperboy <digest@{urlsplit(SITE_URL).hostname or 'localhost'}>"

@@ -1,5 +1,9 @@
 """One canonical spelling per mailbox, so variants of an address are one reader.
 
+Ours, not email-validator: it would stand in for the two calls made here (Django's validate_email
+and idna's UTS 46 encoding, the library email-validator itself uses) but normalises with NFC, not
+NFKC, and does not name the invisible character it refuses; the canonical form is what we need.
+
 `canonical_email` is applied at every door an address comes in by (the sign-up form,
 `import_subscribers`, webhook lookups, the admin's search): NFKC (fullwidth "ｅ" is "e"), the
 domain lower-cased and in its IDNA (punycode) form, a trailing root dot dropped. Addresses with

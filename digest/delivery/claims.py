@@ -1,9 +1,14 @@
-"""Claims: the database is the lock (like healthchecks' sendreports).
+"""Claims: the database is the lock (like healthchecks' sendreports), and each claim is fenced.
 
 A delivery is claimed with a conditional UPDATE (planned -> sending) before anything is sent, so a
 retried or redelivered task finds nothing to do; a claim whose worker died is taken over after
-DIGEST_CLAIM_TIMEOUT_SECONDS, and a release touches only a claim that is still ours."""
+DIGEST_CLAIM_TIMEOUT_SECONDS. Every claim carries a random token: right before each message is
+handed to the ESP its sender checks (and extends) that the row still holds its token, so a worker
+whose claim was taken over (its clock jumped, it was paused, its ESP was slow) sends nothing more,
+and a release touches only a claim that still holds the token."""
 
+import secrets
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -24,7 +29,19 @@ def _value(name: str, value):
     return Delivery._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-def claim(delivery_ids: Sequence[int], now: datetime) -> set[int]:
+def _table() -> str:
+    return connection.ops.quote_name(Delivery._meta.db_table)
+
+
+def _placeholders(values: Sequence) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def claim(delivery_ids: Sequence[int], now: datetime, token: str) -> set[int]:
     """planned (and due) -> sending, or take over a claim older than the timeout, for a whole
     chunk in one UPDATE; returns the ids that are ours (another worker's claims are left alone)."""
     if not delivery_ids:
@@ -32,9 +49,10 @@ def claim(delivery_ids: Sequence[int], now: datetime) -> set[int]:
     stale = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT_SECONDS)
     status, claimed_at, next_attempt_at = map(_column, ["status", "claimed_at", "next_attempt_at"])
     sql = (
-        f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)}"
-        f" SET {status} = %s, {claimed_at} = %s, {_column('attempts')} = {_column('attempts')} + 1"
-        f" WHERE {_column('id')} IN ({', '.join(['%s'] * len(delivery_ids))}) AND ("
+        f"UPDATE {_table()}"
+        f" SET {status} = %s, {claimed_at} = %s, {_column('claim_token')} = %s,"
+        f" {_column('attempts')} = {_column('attempts')} + 1"
+        f" WHERE {_column('id')} IN ({_placeholders(delivery_ids)}) AND ("
         f"({status} = %s AND ({next_attempt_at} IS NULL OR {next_attempt_at} <= %s))"
         f" OR ({status} = %s AND {claimed_at} < %s))"
         f" RETURNING {_column('id')}"
@@ -42,6 +60,7 @@ def claim(delivery_ids: Sequence[int], now: datetime) -> set[int]:
     params = [
         Delivery.Status.SENDING.value,
         _value("claimed_at", now),
+        token,
         *delivery_ids,
         Delivery.Status.PLANNED.value,
         _value("next_attempt_at", now + timedelta(seconds=1)),
@@ -53,16 +72,74 @@ def claim(delivery_ids: Sequence[int], now: datetime) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def release(delivery: Delivery, claimed_at: datetime, **fields) -> bool:
-    """Update our own claim only: a claim taken over by another worker is no longer ours."""
-    assignments = ", ".join(f"{_column(name)} = %s" for name in fields)
+def hold(delivery_ids: Sequence[int], token: str, now: datetime) -> set[int]:
+    """The fence and the heartbeat in one UPDATE: which of these claims still hold our token,
+    their claimed_at moved to `now` so that nobody takes over work that is going on."""
+    if not delivery_ids:
+        return set()
     sql = (
-        f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET {assignments}"
-        f" WHERE {_column('id')} = %s AND {_column('status')} = %s"
-        f" AND {_column('claimed_at')} = %s"
+        f"UPDATE {_table()} SET {_column('claimed_at')} = %s"
+        f" WHERE {_column('id')} IN ({_placeholders(delivery_ids)})"
+        f" AND {_column('status')} = %s AND {_column('claim_token')} = %s"
+        f" RETURNING {_column('id')}"
     )
-    params = [_value(name, value) for name, value in fields.items()]
-    params += [delivery.pk, Delivery.Status.SENDING.value, _value("claimed_at", claimed_at)]
+    params = [_value("claimed_at", now), *delivery_ids, Delivery.Status.SENDING.value, token]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        return {row[0] for row in cursor.fetchall()}
+
+
+def release(delivery: Delivery, token: str, **fields) -> bool:
+    """Update our own claim only: a claim taken over by another worker is no longer ours."""
+    return _update_sending(delivery, fields, token=token) == token
+
+
+def record_accepted(delivery: Delivery, token: str, **fields) -> bool:
+    """The ESP accepted our message: record it on the row while it is still being sent, even if
+    another worker took the claim over meanwhile, so that worker (fenced) does not hand it over
+    again. False when the claim was no longer ours."""
+    return _update_sending(delivery, fields) == token
+
+
+def _update_sending(delivery: Delivery, fields: dict, *, token: str | None = None) -> str | None:
+    """Update a row still being sent (held by `token`, when given); the token it held, or None
+    when no row was updated."""
+    assignments = ", ".join(f"{_column(name)} = %s" for name in fields)
+    sql = (
+        f"UPDATE {_table()} SET {assignments}"
+        f" WHERE {_column('id')} = %s AND {_column('status')} = %s"
+        + (f" AND {_column('claim_token')} = %s" if token is not None else "")
+        + f" RETURNING {_column('claim_token')}"
+    )
+    params = [_value(name, value) for name, value in fields.items()]
+    params += [delivery.pk, Delivery.Status.SENDING.value]
+    if token is not None:
+        params.append(token)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+class Fence:
+    """A chunk's claim as its sender sees it: checked right before each message is handed over,
+    and extended for the rest of the chunk whenever a quarter of the timeout has passed by the
+    monotonic clock (a slow ESP) or by the wall clock (a clock that jumped, which would otherwise
+    make our live claims look stale to the other workers)."""
+
+    def __init__(self, delivery_ids: Sequence[int], token: str, now: datetime) -> None:
+        self.order = list(delivery_ids)
+        self.token = token
+        self.interval = settings.DIGEST_CLAIM_TIMEOUT_SECONDS / 4
+        self.beat_at = (time.monotonic(), now)
+
+    def still_ours(self, delivery_id: int, now: datetime) -> bool:
+        ids = [delivery_id]
+        monotonic_then, wall_then = self.beat_at
+        if (
+            time.monotonic() - monotonic_then >= self.interval
+            or abs((now - wall_then).total_seconds()) >= self.interval
+        ):
+            ids = self.order[self.order.index(delivery_id) :]
+            self.beat_at = (time.monotonic(), now)
+        return delivery_id in hold(ids, self.token, now)

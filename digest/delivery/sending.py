@@ -1,9 +1,11 @@
 """Sending each planned delivery once.
 
 Guarantee: exactly one delivery row per subscriber and period, marked sent at most once (see
-claims). The handoff to the ESP is at-least-once: only if a worker dies after the ESP accepted a
-message and before the "sent" UPDATE commits (a window of one round trip) is the message handed
-over again, with the same Message-ID, which mailbox providers use to drop the duplicate.
+claims). The handoff to the ESP is at-least-once: only if a worker dies (or is paused past the
+claim timeout, or its clock jumps past it) after handing a message over and before the "sent"
+UPDATE commits (a window of one round trip) is that message handed over again, with the same
+Message-ID, which mailbox providers use to drop the duplicate. Each claim is fenced: a worker whose
+claim was taken over hands over nothing more.
 """
 
 import logging
@@ -11,7 +13,7 @@ import smtplib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from anymail.exceptions import AnymailError
@@ -21,7 +23,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import EmailMessage
 from django.utils import timezone
 
-from digest.delivery.claims import claim, release
+from digest.delivery.claims import Fence, claim, new_token, record_accepted, release
 from digest.delivery.messages import compose, load_digests, serialize_now
 from digest.delivery.planning import failure_reason
 from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
@@ -58,10 +60,13 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
 
     While the server answers for one message the next one is composed: a sender thread (no
     database) hands each message over, and this thread records the outcome before handing over
-    the next, so at most one message at a time is accepted but not yet marked sent."""
+    the next, so at most one message at a time is accepted but not yet marked sent. Right before
+    each handover the fence checks that the claim is still ours (and keeps it alive)."""
     connection = connection or get_connection()
+    token = new_token()
     now = timezone.now()
-    claimed = claim(delivery_ids, now)
+    claimed = claim(delivery_ids, now, token)
+    fence = Fence([pk for pk in delivery_ids if pk in claimed], token, now)
     results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
     digests = load_digests(claimed)
     handed_over: set[int] = set()
@@ -81,7 +86,7 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                 elif not digest.matches:
                     reason = "the editors hid every paper of it after it was planned"
                 if reason:
-                    release(delivery, now, status=Delivery.Status.SKIPPED, error=reason)
+                    release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
                     results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
                     continue
                 try:
@@ -90,22 +95,27 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                         serialize_now(message)
                 except Exception as error:  # noqa: BLE001 - recorded on its delivery
                     results[delivery.pk] = _record_failure(
-                        delivery, now, error, what="composing failed"
+                        delivery, token, error, what="composing failed"
                     )
                     continue
                 if in_flight:
-                    results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+                    results[in_flight[0].pk] = _settle(*in_flight, token=token)
                     if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
                         _reconnect(connection)  # a broken connection must not fail the rest
+                    in_flight = None
+                if not fence.still_ours(delivery.pk, timezone.now()):
+                    logger.warning("delivery %s was taken over before it was sent", delivery.pk)
+                    results[delivery.pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
+                    continue
                 handed_over.add(delivery.pk)
                 in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
             if in_flight:
-                results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+                results[in_flight[0].pk] = _settle(*in_flight, token=token)
     except Exception as error:
         # The connection could not be (re)opened: what was not handed over is tried later.
         for digest in digests.values():
             if digest.delivery.pk not in handed_over | results.keys():
-                results[digest.delivery.pk] = _put_back(digest.delivery, now, error)
+                results[digest.delivery.pk] = _put_back(digest.delivery, token, error)
         if not is_transient(error):
             raise
     finally:
@@ -118,16 +128,16 @@ def _reconnect(connection) -> None:
     connection.open()
 
 
-def _settle(delivery: Delivery, message: EmailMessage, handover, *, claimed_at) -> SendResult:
-    """Wait for the server's answer on a message; mark it sent (ours only) or record the error."""
+def _settle(delivery: Delivery, message: EmailMessage, handover, *, token: str) -> SendResult:
+    """Wait for the server's answer on a message; mark it sent or record the error."""
     try:
         handover.result()
     except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
-        return _record_failure(delivery, claimed_at, error)
+        return _record_failure(delivery, token, error)
     esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
-    if not release(
+    if not record_accepted(
         delivery,
-        claimed_at,
+        token,
         status=Delivery.Status.SENT,
         sent_at=timezone.now(),
         message_id=message.extra_headers["Message-ID"],
@@ -138,13 +148,13 @@ def _settle(delivery: Delivery, message: EmailMessage, handover, *, claimed_at) 
     return SendResult(Outcome.SENT)
 
 
-def _put_back(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
+def _put_back(delivery: Delivery, token: str, error: Exception) -> SendResult:
     """Release a claimed delivery that was never handed over, without counting an attempt."""
     reason = f"{type(error).__name__}: {error}"[:2000]
     delay = retry_delay(1)
     release(
         delivery,
-        claimed_at,
+        token,
         status=Delivery.Status.PLANNED,
         attempts=delivery.attempts - 1,
         error=reason,
@@ -154,14 +164,14 @@ def _put_back(delivery: Delivery, claimed_at: datetime, error: Exception) -> Sen
 
 
 def _record_failure(
-    delivery: Delivery, claimed_at: datetime, error: Exception, *, what: str = ""
+    delivery: Delivery, token: str, error: Exception, *, what: str = ""
 ) -> SendResult:
     reason = failure_reason(what, error) if what else f"{type(error).__name__}: {error}"[:2000]
     if is_transient(error) and delivery.attempts < settings.DIGEST_MAX_ATTEMPTS:
         delay = retry_delay(delivery.attempts)
         release(
             delivery,
-            claimed_at,
+            token,
             status=Delivery.Status.PLANNED,
             error=reason,
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
@@ -170,7 +180,7 @@ def _record_failure(
         return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
     if not is_transient(error) and not isinstance(error, AnymailError | smtplib.SMTPException):
         logger.exception("delivery %s failed", delivery.pk, exc_info=error)
-    release(delivery, claimed_at, status=Delivery.Status.FAILED, error=reason)
+    release(delivery, token, status=Delivery.Status.FAILED, error=reason)
     if refuses_recipient(error):
         # As a hard bounce reported by webhook would: no more mail to a dead address.
         consent.suppress(

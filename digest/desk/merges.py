@@ -58,6 +58,31 @@ def _restore(snapshot: list[dict]) -> None:
         row.save()
 
 
+class MergeConflict(ValueError):
+    """Some of the papers to merge are gone: another editor merged them away (or deleted them)
+    since they were chosen. Nothing was merged; the message says where they went."""
+
+
+def gone_papers(paper_ids: Iterable[int]) -> str:
+    """What became of those of these papers that no longer exist ('' when they all do)."""
+    wanted = set(paper_ids)
+    gone = wanted - set(Paper.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    if not gone:
+        return ""
+    merged_into: dict[int, PaperMerge] = {}
+    # Merges are rare and the recent ones are the likely culprits: look there, newest first.
+    for merge in PaperMerge.objects.filter(undone_at=None).order_by("-pk")[:200]:
+        for entry in merge.snapshot.get("removed", []):
+            if entry["paper"]["pk"] in gone:
+                merged_into.setdefault(entry["paper"]["pk"], merge)
+    return "; ".join(
+        f"paper #{pk} was merged into paper #{merge.kept_id} (merge #{merge.pk})"
+        if (merge := merged_into.get(pk))
+        else f"paper #{pk} was deleted"
+        for pk in sorted(gone)
+    )
+
+
 @transaction.atomic
 def merge_papers(paper_ids: Iterable[int], *, keep: int | None = None, merged_by=None) -> Merge:
     """Fold duplicates into the richest of them (or the one `keep` names) and delete the others.
@@ -68,9 +93,15 @@ def merge_papers(paper_ids: Iterable[int], *, keep: int | None = None, merged_by
     lacks, and their identities: their title keys
     and arXiv ids (and those of duplicates merged into them before) become aliases of the kept
     paper, so ingest files a later record of theirs under it instead of creating them again.
-    A PaperMerge records all of it, so `unmerge` can undo it. All or nothing.
+    A PaperMerge records all of it, so `unmerge` can undo it. All or nothing: MergeConflict
+    when one of the papers was merged away (or deleted) since it was chosen.
     """
-    papers = list(Paper.objects.select_for_update().filter(pk__in=list(paper_ids)).order_by("pk"))
+    paper_ids = list(paper_ids)
+    papers = list(Paper.objects.select_for_update().filter(pk__in=paper_ids).order_by("pk"))
+    if len(papers) < len(set(paper_ids)):  # another merge got there first, and committed
+        raise MergeConflict(
+            f"{gone_papers(paper_ids)} since it was chosen. Choose the papers again"
+        )
     if len(papers) < 2:
         raise ValueError("merging needs at least two papers")
     kept = kept_paper(papers, keep)

@@ -11,7 +11,7 @@ from django.utils.safestring import mark_safe
 
 from digest.desk import curation
 from digest.desk.merge_preview import LOOKS_DIFFERENT_BELOW, preview_merge
-from digest.desk.merges import merge_papers
+from digest.desk.merges import MergeConflict, gone_papers, merge_papers
 from digest.models import DeliveredPaper, Delivery, IngestRun, Paper
 
 # The editor's lists are wide (papers, deliveries): give them the whole window.
@@ -212,6 +212,15 @@ class PaperAdmin(admin.ModelAdmin):
     def merge_duplicates(self, request, queryset):
         """Asks first, on a page showing the papers side by side; merges on its confirm button."""
         ids = list(queryset.values_list("pk", flat=True))
+        chosen = [int(pk) for pk in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)]
+        gone = "" if request.POST.get("select_across") == "1" else gone_papers(chosen)
+        if gone:  # another editor's merge took some of them away since this page was shown
+            self.message_user(
+                request,
+                f"Nothing was merged: {gone} since you chose it. Choose the papers again.",
+                messages.ERROR,
+            )
+            return None
         if len(ids) < 2:
             self.message_user(request, "Select at least two papers to merge.", messages.WARNING)
             return None
@@ -236,7 +245,11 @@ class PaperAdmin(admin.ModelAdmin):
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             }
             return TemplateResponse(request, "admin/digest/paper/merge_confirmation.html", context)
-        merge = merge_papers(ids, keep=keep_id, merged_by=request.user)
+        try:
+            merge = merge_papers(ids, keep=keep_id, merged_by=request.user)
+        except MergeConflict as conflict:  # a merge committed while this one was on its way
+            self.message_user(request, f"Nothing was merged: {conflict}.", messages.ERROR)
+            return None
         merged = "; ".join(f"#{paper.pk} {paper.title!r}" for paper in merge.removed)
         self.log_change(request, merge.kept, f"Merged duplicates into this paper: {merged}")
         self.message_user(
