@@ -9,6 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from kombu import Connection
 
 from config.cache import DegradingRedisCache
+from digest.matching.semantic import status as semantic_status
 
 PROBE_TIMEOUT_SECONDS = 1
 
@@ -47,4 +48,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
     failed = [component for component, state in report.items() if state != "ok"]
     if failed:
         report["failed"] = failed
+    report["semantic"] = semantic_status()  # degraded (words alone), never down
     return JsonResponse(report, status=503 if failed else 200)

@@ -12,7 +12,10 @@ from django.views.decorators.http import require_http_methods
 from subscriptions import addresses, consent, links, tasks, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
-from subscriptions.preference_sections import render_preference_sections
+from subscriptions.preference_sections import (
+    render_confirmation_sections,
+    render_preference_sections,
+)
 
 SIGNED_UP_COOKIE = "signed_up"
 SIGNED_UP_SECONDS = 60 * 60
@@ -70,6 +73,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             preferences=form.preferences(),
             ip=ip or None,
             consent_text=form.consent_text,
+            liked_paper_ids=tuple(form.liked_paper_ids()),
         )
     )
     tasks.queue_consent_emails()
@@ -114,7 +118,11 @@ def confirm(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRes
         return render(
             request,
             "pages/confirmed.html",
-            {"subscriber": subscriber, "preferences_url": links.preferences_url(subscriber)},
+            {
+                "subscriber": subscriber,
+                "preferences_url": links.preferences_url(subscriber),
+                "sections": render_confirmation_sections(request, subscriber),
+            },
         )
     context = {"subscriber": subscriber, "consent_text": SignUpForm.consent_text}
     return render(request, "pages/confirm.html", context)
