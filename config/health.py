@@ -21,6 +21,7 @@ from kombu import Connection
 
 from config.cache import DegradingRedisCache
 from config.celery import app as celery_app
+from digest.matching.semantic import status as semantic_status
 
 PROBE_TIMEOUT_SECONDS = 1
 OUTBOX_BACKEND = "config.outbox.OutboxEmailBackend"
@@ -95,6 +96,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     degraded = [component for component, state in optional_report.items() if state != "ok"]
     if failed:
         report["failed"] = failed
+    report["semantic"] = semantic_status()  # words alone: degraded, never down
+    if not report["semantic"].startswith("ok"):
+        degraded.append("semantic")
     if degraded:
         report["degraded"] = degraded
     report["status"] = "down" if failed else "degraded" if degraded else "ok"

@@ -236,6 +236,7 @@ class Rating(models.Model):
     class Source(models.TextChoices):
         EMAIL = "email", "From a digest"
         SEED = "seed", "Papers like these"
+        SIGN_UP = "sign-up", "Ticked at sign-up"
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="ratings")
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="ratings")
@@ -266,3 +267,36 @@ class ReaderProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Profile of {self.subscriber} ({self.ratings_count} ratings)"
+
+
+class PaperEmbedding(models.Model):
+    """A paper's sentence embedding (digest.matching.semantic), made once per version of its
+    title and abstract: `text_hash` tells when that text changed, `model` which model made it."""
+
+    paper = models.OneToOneField(
+        Paper, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
+    model = models.CharField(max_length=64, help_text="The sha256 of the model file.")
+    text_hash = models.CharField(max_length=64, help_text="sha256 of the text embedded.")
+    vector = models.BinaryField(help_text="float32, unit length.")
+    embedded_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Embedding of paper #{self.paper_id}"
+
+
+class TopicEmbedding(models.Model):
+    """One topic line's embedding, shared by every reader who typed that line."""
+
+    text_hash = models.CharField(max_length=64, help_text="sha256 of the topic line.")
+    model = models.CharField(max_length=64, help_text="The sha256 of the model file.")
+    vector = models.BinaryField(help_text="float32, unit length.")
+    embedded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["text_hash", "model"], name="one_vector_per_line")
+        ]
+
+    def __str__(self) -> str:
+        return f"Topic embedding {self.text_hash[:12]}"

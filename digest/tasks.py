@@ -13,6 +13,10 @@ from config.celery import BROKER_DOWN
 from digest.delivery import planning, sending
 from digest.feedback import profiles
 from digest.ingest import ingest_configured_sources
+from digest.matching import vectors
+from digest.matching.selection import semantic_on
+from digest.matching.text import parse_topic_lines
+from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +25,46 @@ logger = logging.getLogger(__name__)
 def ingest_sources() -> list[int] | None:
     """Ingest settings.DIGEST_SOURCES; a no-op (None) while another run holds the lock."""
     runs = ingest_configured_sources()
+    if runs is not None:
+        embed_papers_after_commit()
     return None if runs is None else [run.pk for run in runs]
+
+
+@shared_task
+def embed_papers(everything: bool = False) -> int:
+    """Embed the papers without a vector of their current text (all with `everything`), in
+    batches; returns how many were embedded (0 with the model off)."""
+    if not semantic_on():
+        return 0
+    return vectors.embed_missing_papers(everything=everything).embedded
+
+
+@shared_task
+def embed_reader_topics(subscriber_id: int) -> int:
+    """Embed the reader's topic lines that no reader had typed before; returns how many."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or not semantic_on():
+        return 0
+    topics, _ = parse_topic_lines(subscriber.topic_lines)
+    return vectors.embed_topic_lines(topics)
+
+
+def embed_papers_after_commit() -> None:
+    """Have the new papers embedded once the ingest that brought them is committed."""
+    transaction.on_commit(lambda: _queue_or_warn(embed_papers))
+
+
+def embed_topics_after_commit(subscriber_id: int) -> None:
+    transaction.on_commit(lambda: _queue_or_warn(embed_reader_topics, subscriber_id))
+
+
+def _queue_or_warn(task, *args) -> None:
+    # Nothing is lost with the broker down: the next run embeds what is missing, and the
+    # day's ranking embeds topic lines it finds without a vector.
+    try:
+        task.delay(*args)
+    except BROKER_DOWN as error:
+        logger.warning("Broker down, %s not queued: %r", task.name, error)
 
 
 @shared_task(acks_late=True)

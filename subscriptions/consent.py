@@ -16,6 +16,7 @@ from config.celery import BROKER_DOWN
 from config.emails import send_email
 from subscriptions import links
 from subscriptions.models import OwedEmail, SignUpRequest, Subscriber, SuppressionEvent
+from subscriptions.signals import reader_confirmed
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class SignUp:
     preferences: dict
     ip: str | None
     consent_text: str  # what the form said the reader agreed to
+    liked_paper_ids: tuple[int, ...] = ()  # ticked in the preview; confirm hands them on
 
 
 def sign_up(request: SignUp) -> None:
@@ -72,6 +74,7 @@ def sign_up(request: SignUp) -> None:
         pending = SignUpRequest.objects.create(
             subscriber=subscriber,
             preferences=request.preferences,
+            liked_at_sign_up=list(request.liked_paper_ids),
             consent_ip=request.ip or None,
             consent_text=request.consent_text,
         )
@@ -89,7 +92,10 @@ def _create_pending(request: SignUp) -> Subscriber | None:
     """Insert a new subscriber, or None when the address is already known. The new row claims
     the first confirmation email's slot as it is inserted."""
     subscriber = Subscriber(
-        email=request.email, confirmation_sent_at=timezone.now(), **request.preferences
+        email=request.email,
+        confirmation_sent_at=timezone.now(),
+        liked_at_sign_up=list(request.liked_paper_ids),
+        **request.preferences,
     )
     _record_consent(subscriber, request)
     try:
@@ -263,6 +269,7 @@ def confirm(
         pending = subscriber.sign_up_requests.filter(pk=sign_up_request_id).first()
         if pending is not None:
             set_preferences(subscriber, pending.preferences)
+            subscriber.liked_at_sign_up = pending.liked_at_sign_up
             subscriber.consent_at = pending.requested_at
             subscriber.consent_ip = pending.consent_ip
             subscriber.consent_text = pending.consent_text
@@ -275,6 +282,8 @@ def confirm(
         subscriber.soft_bounces = 0
         subscriber.save()
         subscriber.sign_up_requests.all().delete()  # their links died with this confirmation
+        liked = list(subscriber.liked_at_sign_up or [])
+        reader_confirmed.send(sender=Subscriber, subscriber=subscriber, liked_paper_ids=liked)
     return True
 
 

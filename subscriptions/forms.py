@@ -3,7 +3,7 @@ topics stores them the same way."""
 
 import functools
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from django import forms
 from django.forms.utils import flatatt
@@ -16,6 +16,8 @@ from subscriptions.models import Subscriber
 from subscriptions.topics import split_topics
 
 MAX_TOPIC_LENGTH = 100
+MAX_LIKED_AT_SIGN_UP = 10
+MAX_PAPER_ID = 2**63 - 1
 HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
 
 
@@ -115,6 +117,23 @@ def clean_topic_lines(text: str) -> str:
     return "\n".join(topics)
 
 
+def liked_paper_ids(values: Iterable[str]) -> list[int]:
+    """The papers ticked in the sign-up's preview, as ids: the first MAX_LIKED_AT_SIGN_UP
+    distinct positive integers; anything else is dropped without a word (the ticks are a hint,
+    never a reason to refuse a sign-up)."""
+    ids: list[int] = []
+    for value in values:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            continue
+        number = int(text)
+        if 0 < number <= MAX_PAPER_ID and number not in ids:
+            ids.append(number)
+            if len(ids) == MAX_LIKED_AT_SIGN_UP:
+                break
+    return ids
+
+
 class PreferenceFields(forms.Form):
     topics = forms.CharField(
         widget=forms.Textarea(
@@ -190,6 +209,11 @@ class SignUpForm(PreferenceFields):
 
     def preferences(self) -> dict:
         return {name: self.cleaned_data[name] for name in PreferenceFields.base_fields}
+
+    def liked_paper_ids(self) -> list[int]:
+        """The ids of the papers ticked in the preview (`like`, checkboxes tied to this form)."""
+        values = self.data.getlist("like") if hasattr(self.data, "getlist") else []
+        return liked_paper_ids(values[: 10 * MAX_LIKED_AT_SIGN_UP])
 
 
 class PreferencesForm(PreferenceFields):

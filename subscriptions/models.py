@@ -52,6 +52,11 @@ class Subscriber(models.Model):
     send_hour = models.PositiveSmallIntegerField(default=7, help_text="Local hour, 0-23.")
     time_zone = models.CharField(max_length=64, default="UTC")
     papers_per_digest = models.PositiveSmallIntegerField(default=10)
+    liked_at_sign_up = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Ids of the papers ticked in the sign-up's preview (the digest app reads them).",
+    )
 
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -172,6 +177,9 @@ class SignUpRequest(models.Model):
         Subscriber, on_delete=models.CASCADE, related_name="sign_up_requests"
     )
     preferences = models.JSONField(help_text="The preference fields the sign-up form asked for.")
+    liked_at_sign_up = models.JSONField(
+        default=list, blank=True, help_text="Ids of the papers ticked in the sign-up's preview."
+    )
     consent_ip = models.GenericIPAddressField(null=True, blank=True)
     consent_text = models.TextField(blank=True)
     requested_at = models.DateTimeField(auto_now_add=True)

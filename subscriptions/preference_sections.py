@@ -1,4 +1,5 @@
-"""Sections other apps add to a reader's preference page, without this app knowing them.
+"""Sections other apps add to a reader's preference and confirmation pages, without this app
+knowing them.
 
 `subscriptions` never imports `digest`; the digest app registers a function here (in its
 AppConfig.ready) that renders its part of the page, e.g. the papers the reader rated. Each gets
@@ -35,5 +36,27 @@ def render_preference_sections(
         except Exception:
             logger.exception(
                 "preference page section %r failed for subscriber %s", name, subscriber.pk
+            )
+    return rendered
+
+
+ConfirmationSection = Callable[[HttpRequest, Subscriber], str]
+_confirmation_sections: dict[str, ConfirmationSection] = {}
+
+
+def register_confirmation_section(name: str, section: ConfirmationSection) -> None:
+    """Add (or replace) a section of the "You're subscribed" page, e.g. the papers ticked at
+    sign-up; sections render in registration order."""
+    _confirmation_sections[name] = section
+
+
+def render_confirmation_sections(request: HttpRequest, subscriber: Subscriber) -> list[SafeString]:
+    rendered = []
+    for name, section in _confirmation_sections.items():
+        try:
+            rendered.append(mark_safe(section(request, subscriber)))
+        except Exception:
+            logger.exception(
+                "confirmation page section %r failed for subscriber %s", name, subscriber.pk
             )
     return rendered

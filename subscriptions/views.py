@@ -13,7 +13,10 @@ from django.views.decorators.http import require_http_methods
 from subscriptions import addresses, consent, links, pauses, send_times, tasks, throttling
 from subscriptions.forms import PreferencesForm, SignUpForm
 from subscriptions.models import Subscriber, SuppressionEvent
-from subscriptions.preference_sections import render_preference_sections
+from subscriptions.preference_sections import (
+    render_confirmation_sections,
+    render_preference_sections,
+)
 
 SIGNED_UP_COOKIE = "signed_up"
 SIGNED_UP_SECONDS = 60 * 60
@@ -71,6 +74,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             preferences=form.preferences(),
             ip=ip or None,
             consent_text=form.consent_text,
+            liked_paper_ids=tuple(form.liked_paper_ids()),
         )
     )
     tasks.queue_consent_emails()
@@ -119,6 +123,7 @@ def confirm(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpRes
                 "subscriber": subscriber,
                 "first_digest": send_times.first_digest_text(subscriber, timezone.now()),
                 "preferences_url": links.preferences_url(subscriber),
+                "sections": render_confirmation_sections(request, subscriber),
             },
         )
     context = {"subscriber": subscriber, "consent_text": SignUpForm.consent_text}

@@ -7,6 +7,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from digest.matching.semantic import status as semantic_status
 from digest.models import Delivery, DigestRun, IngestRun, Paper
 from subscriptions.models import Subscriber
 
@@ -125,4 +126,5 @@ def dashboard(now: datetime) -> dict:
         "emails_chart": bar_chart("Digests sent", [(d.day, d.emails) for d in days]),
         "ingest_runs": list(ingest_runs_for_lists()[:5]),
         "digest_runs": list(DigestRun.objects.all()[:5]),
+        "semantic": semantic_status(),
     }

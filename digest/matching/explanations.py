@@ -10,6 +10,7 @@ import numpy as np
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.paper_index import PaperIndex
 from digest.matching.ranking import Picks
+from digest.matching.semantic_blend import is_liked_line
 from digest.matching.text import END, SEGMENT, START, STEM, contains_phrase, topic_stems
 
 MAX_MATCHED_TERMS = 6
@@ -130,7 +131,9 @@ def _reasons(
         strict=True,
     ):
         topic, terms, parts = "", (), []
-        if line >= 0:
+        if line >= 0 and is_liked_line(picks.topics[line]):
+            parts.append("Close in meaning to papers you liked")
+        elif line >= 0:
             topic = picks.topics[line]
             if (paper, line) not in said:
                 terms, in_title = explain(index, paper, topic)

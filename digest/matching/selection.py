@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from copy import copy
 from datetime import datetime, timedelta
 
+import numpy as np
+from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
@@ -15,7 +17,10 @@ from digest.matching.explanations import Match, to_matches
 from digest.matching.paper_index import PaperIndex
 from digest.matching.profile import Profile
 from digest.matching.ranking import Interest, rank
+from digest.matching.semantic import configured_model
+from digest.matching.semantic_blend import liked_line
 from digest.matching.text import parse_topic_lines
+from digest.matching.vectors import liked_vectors, load_paper_vectors, topic_vectors_for
 from digest.models import DeliveredPaper, Delivery, Paper, Rating, ReaderProfile
 from subscriptions.models import Subscriber
 
@@ -75,6 +80,46 @@ def not_again(subscriber_ids: Sequence[int], *, since: datetime) -> list[tuple[i
     return pairs
 
 
+def semantic_on() -> bool:
+    """Whether rankings blend meaning in: a weight above 0 and a usable model (without one,
+    words alone, and one warning in the log)."""
+    return settings.SEMANTIC_WEIGHT > 0 and configured_model() is not None
+
+
+def semantic_inputs(
+    subscribers: Sequence[Subscriber], interests: list[Interest], paper_ids: list[int]
+) -> dict:
+    """rank()'s semantic arguments: the papers' stored vectors and the topic lines' (lines
+    without one are embedded now, each distinct line once); a reader's liked papers join their
+    interest as one more line (semantic_blend.liked_line). Empty when the model is off."""
+    if not semantic_on():
+        return {}
+    paper_vectors = load_paper_vectors(paper_ids)
+    if not paper_vectors.any():
+        return {}
+    topic_vectors = topic_vectors_for(t for interest in interests for t in interest.topics)
+    for row, (subscriber_id, vector) in _liked_rows(subscribers, interests):
+        line = liked_line(subscriber_id)
+        topic_vectors[line] = vector
+        interests[row].topics = [*interests[row].topics, line]
+    return {
+        "paper_vectors": paper_vectors,
+        "topic_vectors": topic_vectors,
+        "semantic_weight": settings.SEMANTIC_WEIGHT,
+    }
+
+
+def _liked_rows(
+    subscribers: Sequence[Subscriber], interests: list[Interest]
+) -> list[tuple[int, tuple[int, np.ndarray]]]:
+    liked = liked_vectors([s.id for s in subscribers if s.id is not None])
+    return [
+        (row, (s.id, liked[s.id]))
+        for row, s in enumerate(subscribers)
+        if s.id in liked and interests[row].topics
+    ]
+
+
 def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[int, list[Match]]:
     """Each subscriber's digest, best first (an empty list: nothing relevant)."""
     subscribers = list(subscribers)
@@ -119,6 +164,7 @@ def select_papers(subscribers: Sequence[Subscriber], *, now: datetime) -> dict[i
         pinned=pinned,
         first_seen=[moment.timestamp() for moment in first_seen],
         already_sent=(sent_rows, sent_cols),
+        **semantic_inputs(subscribers, interests, list(ids)),
     )
     matches = to_matches(index, picks, ids, pinned)
     return {s.id: chosen for s, chosen in zip(subscribers, matches, strict=True)}

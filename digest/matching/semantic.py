@@ -135,7 +135,11 @@ def model_for(path: str, sha256: str) -> EmbeddingModel | None:
         return load_model(path or None, sha256 or PINNED_MODEL_SHA256)
     except ModelUnavailable as error:
         logger.warning("Semantic ranking is off, ranking on words alone: %s", error)
+        _why_unavailable[path, sha256] = str(error)
         return None
+
+
+_why_unavailable: dict[tuple[str, str], str] = {}
 
 
 def configured_model() -> EmbeddingModel | None:
@@ -143,6 +147,20 @@ def configured_model() -> EmbeddingModel | None:
     from django.conf import settings
 
     return model_for(str(settings.EMBEDDING_MODEL or ""), str(settings.EMBEDDING_SHA256 or ""))
+
+
+def status() -> str:
+    """One line for /healthz and the dashboard: "ok: <model>", or "unavailable: <why>, lexical
+    ranking" (degraded, not down: digests still go out, ranked on words)."""
+    from django.conf import settings
+
+    if settings.SEMANTIC_WEIGHT <= 0:
+        return "unavailable: SEMANTIC_WEIGHT is 0, lexical ranking"
+    model = configured_model()
+    if model is not None:
+        return f"ok: all-MiniLM-L6-v2 int8 ({model.path.name})"
+    key = (str(settings.EMBEDDING_MODEL or ""), str(settings.EMBEDDING_SHA256 or ""))
+    return f"unavailable: {_why_unavailable.get(key, 'no model')}, lexical ranking"
 
 
 def embed_texts(texts: Sequence[str], *, model: EmbeddingModel | None = None) -> np.ndarray | None:

@@ -19,6 +19,19 @@ from scipy import sparse
 SEMANTIC_WEIGHT = 0.3
 SEMANTIC_FLOOR = 0.3
 LINE_CHUNK = 2048  # lines scored together: 2048 × 2,000 papers is 16 MB per dense block
+# A reader's liked papers (rated up, or ticked at sign-up) join the ranking as one more topic
+# line of theirs, whose vector is the mean of those papers' vectors. Its text has no word the
+# lexical index reads (the reader's id spelled in "_" and "~"), so only its meaning counts.
+LIKED_LINE_MARK = "\x00♥"
+
+
+def liked_line(subscriber_id: int) -> str:
+    """The topic line standing for a reader's liked papers."""
+    return LIKED_LINE_MARK + format(subscriber_id, "b").replace("0", "_").replace("1", "~")
+
+
+def is_liked_line(topic: str) -> bool:
+    return topic.startswith(LIKED_LINE_MARK)
 
 
 def line_matrix(

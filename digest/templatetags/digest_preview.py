@@ -17,4 +17,5 @@ def digest_preview(subscriber: Subscriber, heading: str = "") -> SafeString:
         limit=subscriber.papers_per_digest,
         heading=heading or "What your digest would hold now",
         no_script_hint=False,
+        tickable=False,
     )

@@ -41,6 +41,7 @@ MAX_TOPICS_CHARS = PreferenceFields.base_fields["topics"].max_length
 EXCERPT_CHARS = 220
 SHOWN_AUTHORS = 3
 WINDOW_DAYS = FIRST_DIGEST_WINDOW.days
+SIGN_UP_FORM_ID = "sign-up"  # the home page's form: the preview's ticks are sent with it
 
 
 @dataclass(frozen=True)
@@ -208,13 +209,17 @@ def preview_html(
     limit: int = DEFAULT_LIMIT,
     heading: str = "Your first digest, if you subscribed now",
     no_script_hint: bool = True,
+    tickable: bool = True,
 ) -> SafeString:
-    """The preview as the HTML fragment the pages show and the preview endpoint returns."""
+    """The preview as the HTML fragment the pages show and the preview endpoint returns; with
+    `tickable`, each paper has a "More like this" checkbox (`like`) tied to the sign-up form."""
     preview = preview_digest(topics_text, limit=limit)
     context = {
         "preview": preview,
         "heading": heading,
         "window_days": WINDOW_DAYS,
         "no_script_hint": no_script_hint,
+        "tickable": tickable,
+        "sign_up_form": SIGN_UP_FORM_ID,
     }
     return mark_safe(render_to_string("pages/_preview.html", context))

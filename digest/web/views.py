@@ -11,6 +11,7 @@ from digest import tasks
 from digest.delivery.archive import ArchiveNotFound, read_archive_token
 from digest.delivery.messages import delivery_message
 from digest.feedback import ratings
+from digest.feedback.sign_up_likes import record_sign_up_likes
 from digest.models import Paper
 from digest.web.home import home_page_html, home_page_with_preview_html, preview_throttled_html
 from digest.web.paper_pages import links_out
@@ -157,6 +158,22 @@ def ratings_section(request: HttpRequest, subscriber: Subscriber, token: str) ->
         {"ratings": ratings.ratings_of(subscriber), "token": token},
         request=request,
     )
+
+
+def reader_confirmed_receiver(sender, subscriber, liked_paper_ids, **kwargs) -> None:
+    """subscriptions.signals.reader_confirmed: the papers ticked at sign-up become the reader's
+    first ratings, and their profile is learned once the confirmation commits."""
+    if record_sign_up_likes(subscriber.pk, liked_paper_ids):
+        tasks.relearn_after_commit(subscriber.pk)
+
+
+def topics_saved(sender, instance: Subscriber, update_fields=None, **kwargs) -> None:
+    """post_save of a Subscriber: an active reader's topics are embedded off the request path
+    (the day's ranking embeds any line it still finds without a vector)."""
+    if instance.status != Subscriber.Status.ACTIVE:
+        return
+    if update_fields is None or "topics" in update_fields:
+        tasks.embed_topics_after_commit(instance.pk)
 
 
 @require_POST

@@ -30,7 +30,15 @@
     })
       .then(function (response) { return response.text(); }) // a 429 has its own message
       .then(function (html) {
+        // Papers ticked before the topics changed stay ticked if they are still shown.
+        var ticked = {};
+        box.querySelectorAll("input[name=like]:checked").forEach(function (tick) {
+          ticked[tick.value] = true;
+        });
         box.innerHTML = html;
+        box.querySelectorAll("input[name=like]").forEach(function (tick) {
+          if (ticked[tick.value]) tick.checked = true;
+        });
         box.removeAttribute("aria-busy");
       })
       .catch(function () { box.removeAttribute("aria-busy"); });

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscriptions', '0004_sign_up_requests_owed_emails_throttle_windows'),
+        ('subscriptions', '0005_liked_at_sign_up'),
     ]
 
     operations = [

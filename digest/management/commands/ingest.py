@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from digest import tasks
 from digest.ingest import ingest_sources
 from digest.ingest.sources import FORMATS
 from digest.models import IngestRun
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         progress = self._show_progress if self.stderr.isatty() else None
         with _terminate_as_exit():
             runs = ingest_sources(sources, format=format, progress=progress)
+        tasks.embed_papers_after_commit()  # without a broker, embedded here, in batches
         if as_json:
             self.stdout.write(_json_summary(runs))
         else:

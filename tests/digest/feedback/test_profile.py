@@ -302,7 +302,7 @@ def test_many_readers_with_and_without_profiles_rank_in_one_pass(papers, django_
         ratings.rate(reader, papers[0], Rating.Value.MORE)
         profiles.learn_reader_profile(reader.pk)
 
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):  # and the papers' vectors
         selected = select_papers(readers, now=NOW)
 
     for position, reader in enumerate(readers):

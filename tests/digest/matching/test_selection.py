@@ -202,10 +202,10 @@ def test_ranking_asks_the_database_a_fixed_number_of_questions(
     many = [make_subscriber(f"speculative decoding\nvariant {i}\n-robots") for i in range(30)]
     for subscriber in few + many:
         send(subscriber, [], when=NOW - timedelta(days=2))
-    # window starts, papers, what was sent, what was rated, profiles
-    with django_assert_num_queries(5):
+    # window starts, papers, what was sent, what was rated, profiles, the papers' vectors
+    with django_assert_num_queries(6):
         select_papers(few, now=NOW)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         selected = select_papers(many, now=NOW)
     assert all(len(matches) == 4 for matches in selected.values())
 
