@@ -106,8 +106,9 @@ def undo_rating(subscriber: Subscriber, paper_id: int) -> bool:
 
 
 def ratings_of(subscriber: Subscriber) -> list[Rating]:
+    """The reader's ratings, latest first, of the papers still shown (an editor may hide one)."""
     return list(
-        Rating.objects.filter(subscriber=subscriber)
+        Rating.objects.filter(subscriber=subscriber, paper__hidden=False)
         .select_related("paper")
         .only("value", "source", "rated_at", "paper__title", "paper__arxiv_id")
         .order_by("-rated_at")
