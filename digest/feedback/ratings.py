@@ -1,8 +1,10 @@
 """Readers rating papers: the signed "More like this" / "Less like this" links of a digest entry,
 recording and undoing a rating, and the papers a reader pastes to seed their profile.
 
-A rating link names the reader and the paper and carries a fragment of a hash of the address, like
-subscriptions.links: nothing is stored to make one, it needs no login, and it cannot be guessed.
+A rating link names the reader and the paper and carries a fragment of an HMAC of the address
+(keyed by SECRET_KEY), like subscriptions.links: nothing is stored to make one, it needs no login,
+it cannot be guessed, and it does not tell whose address it is. Links made before the HMAC carry
+a plain sha256 fragment and still work.
 It opens a page with one button; only the POST of that button records anything, since mail link
 scanners follow every link of a message.
 """
@@ -20,7 +22,7 @@ from django.urls import reverse
 
 from digest.ingest.records import title_key
 from digest.models import Paper, Rating
-from subscriptions.links import absolute_url, address_fingerprint
+from subscriptions.links import absolute_url, address_fingerprint, address_matches
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def read_rating_token(token: str, paper_id: int) -> Subscriber:
     if signed_paper_id != paper_id:
         raise InvalidRatingLink("another paper's link")
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or address_fingerprint(subscriber.email) != fingerprint:
+    if subscriber is None or not address_matches(subscriber.email, fingerprint):
         raise InvalidRatingLink("gone")
     return subscriber
 
