@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.core import signing
@@ -27,8 +28,6 @@ from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 SALT = "paperboy.digest.feedback.ratings"
-# Stands for the reader's token in an entry rendered once for every reader who got the paper.
-TOKEN_PLACEHOLDER = "reader-token-placeholder-5c1e7d"
 MAX_SEED_LINES = 50
 MAX_SEED_LINE_CHARS = 500
 DIRECTIONS = {"more": Rating.Value.MORE, "less": Rating.Value.LESS}
@@ -73,8 +72,8 @@ def rate_path(paper_id: int, direction: str, token: str) -> str:
     )
 
 
-def entry_links(paper_id: int, token: str = TOKEN_PLACEHOLDER) -> dict[str, str]:
-    """A digest entry's links for one reader (by default with the placeholder in their stead)."""
+def entry_links(paper_id: int, token: str) -> dict[str, str]:
+    """A digest entry's links for the reader of `token` (or for a token_slot)."""
     return {
         "paper_url": absolute_url(paper_page_path(paper_id, token)),
         "more_url": absolute_url(rate_path(paper_id, "more", token)),
@@ -82,9 +81,20 @@ def entry_links(paper_id: int, token: str = TOKEN_PLACEHOLDER) -> dict[str, str]
     }
 
 
-def for_reader(rendered: str, subscriber: Subscriber, paper_id: int) -> str:
-    """An entry rendered with TOKEN_PLACEHOLDER, made this reader's."""
-    return rendered.replace(TOKEN_PLACEHOLDER, rating_token(subscriber, paper_id))
+def token_slot(*texts: str) -> str:
+    """What stands for the reader's token in an entry rendered once for every reader who got the
+    paper: the rendering is split at it and joined with each reader's token (for_reader). It is
+    drawn at random for each rendering, so no paper or topic can be written to hold it; and it is
+    checked against the texts going into that rendering all the same."""
+    while True:
+        slot = secrets.token_hex(16)
+        if not any(slot in text for text in texts):
+            return slot
+
+
+def for_reader(parts: Sequence[str], token: str) -> str:
+    """An entry rendered once and split at its token slot, completed with a reader's token."""
+    return token.join(parts)
 
 
 def rate(
