@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -157,6 +158,8 @@ class _worker:
         )  # fmt: skip
         for line in self.process.stdout:
             if " ready." in line:
+                # Keep reading its log, or the worker blocks once the pipe is full.
+                threading.Thread(target=self.process.stdout.read, daemon=True).start()
                 return time.monotonic()
         raise RuntimeError("the celery worker did not start")
 
