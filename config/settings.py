@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PAPERBOY_VAR_DIR", BASE_DIR / "var"))
@@ -101,6 +102,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+# Consent emails (confirmations, receipts) and profile relearning each have a queue of their own,
+# so neither waits behind the other or behind digests; a worker consumes all three (kombu takes
+# from them in turn), or one worker per queue.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("consent"), Queue("feedback")]
+CELERY_TASK_ROUTES = {
+    "subscriptions.tasks.*": {"queue": "consent"},
+    "digest.tasks.learn_reader_profile": {"queue": "feedback"},
+}
 # The schedule lives in the database (editable in the admin); the entries below only seed it.
 CELERY_BEAT_SCHEDULER = "digest.delivery.schedule:SeedingDatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
@@ -164,6 +174,10 @@ SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "20"))
 SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "5"))
 # Digest previews on the home page (one per pause in typing), per client IP and per minute.
 PREVIEW_LIMIT_PER_IP = int(os.environ.get("PREVIEW_LIMIT_PER_IP", "60"))
+# Ratings (More / Less like this, undo, "Papers like these") per reader and per client IP, per
+# hour: each one relearns a profile.
+RATING_LIMIT_PER_READER = int(os.environ.get("RATING_LIMIT_PER_READER", "120"))
+RATING_LIMIT_PER_IP = int(os.environ.get("RATING_LIMIT_PER_IP", "600"))
 # Proxies in front of the app that append to X-Forwarded-For (0: use the socket's address).
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 # Soft bounces (on distinct messages, since the last delivery) before an address is suppressed.

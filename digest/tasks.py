@@ -103,17 +103,21 @@ def send_delivery(self, delivery_id: int) -> str:
 
 @shared_task
 def learn_reader_profile(subscriber_id: int) -> int:
-    """Relearn a reader's profile after a rating; returns how many ratings it learned from."""
+    """Relearn a reader's profile from their latest ratings; returns how many it learned from."""
+    profiles.release_relearn(subscriber_id)  # before reading: a later rating queues another
     stored = profiles.learn_reader_profile(subscriber_id)
     return stored.ratings_count if stored else 0
 
 
 def relearn_after_commit(subscriber_id: int) -> None:
-    """Have the reader's profile relearned once their ratings are committed."""
+    """Have the reader's profile relearned once their ratings are committed: one task however
+    many ratings come before it starts (profiles.claim_relearn)."""
     transaction.on_commit(lambda: _queue_relearn(subscriber_id))
 
 
 def _queue_relearn(subscriber_id: int) -> None:
+    if not profiles.claim_relearn(subscriber_id):
+        return  # queued already and not started: it will read this rating
     # With the broker down the profile is learned here (its cost is bounded: the latest
     # ratings), so the rating still counts in the next digest.
     try:
@@ -122,4 +126,4 @@ def _queue_relearn(subscriber_id: int) -> None:
         logger.warning(
             "Broker down, profile of #%s learned in the request: %r", subscriber_id, error
         )
-        profiles.learn_reader_profile(subscriber_id)
+        learn_reader_profile(subscriber_id)

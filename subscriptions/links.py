@@ -1,17 +1,24 @@
 """Signed links in emails: nothing stored, nothing to enumerate (like Django's password reset).
 
-A token names the subscriber and a purpose, and carries a fragment of a hash of the address, so a
-token for a deleted subscriber never opens another one who happens to get the same id. A confirm
-token also hashes when the subscriber last confirmed, so it dies once used, and may name the
-SignUpRequest whose preferences confirming applies.
+A token names the subscriber and a purpose, and carries a fragment of an HMAC of the address
+keyed by SECRET_KEY, so a token for a deleted subscriber never opens another one who happens to
+get the same id, and a token read by someone else says nothing about whose address it is (a plain
+hash could be matched against a list of addresses). A confirm token also fingerprints when the
+subscriber last confirmed, so it dies once used, and may name the SignUpRequest whose
+preferences confirming applies.
+
+Tokens made before the HMAC carry a plain sha256 fragment (12 hex digits, 8 for the state);
+they are still honoured, as links in emails already sent, until they expire.
 """
 
 import hashlib
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from subscriptions.models import SignUpRequest, Subscriber
 
@@ -32,16 +39,61 @@ class InvalidLink(Exception):
         self.reason = reason
 
 
+FINGERPRINT_SALT = "paperboy.subscriptions.links.fingerprint"
+FINGERPRINT_CHARS = 16
+LEGACY_ADDRESS_CHARS = 12
+LEGACY_STATE_CHARS = 8
+
+
+def _keyed_fingerprint(kind: str, value: str, secret: str | None = None) -> str:
+    data = value.encode("utf-8", "surrogatepass")
+    mac = salted_hmac(f"{FINGERPRINT_SALT}.{kind}", data, secret=secret, algorithm="sha256")
+    return mac.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def _secrets() -> Iterator[str]:
+    # The signature of a token made before a key rotation still verifies through the fallbacks;
+    # so must its fingerprint.
+    yield settings.SECRET_KEY
+    yield from getattr(settings, "SECRET_KEY_FALLBACKS", [])
+
+
+def _fingerprint_matches(kind: str, value: str, fingerprint: object, legacy_chars: int) -> bool:
+    if not isinstance(fingerprint, str) or not fingerprint.isascii():
+        return False
+    if len(fingerprint) == legacy_chars:  # made before the HMAC: a plain sha256 fragment
+        legacy = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        return constant_time_compare(legacy[:legacy_chars], fingerprint)
+    return any(
+        constant_time_compare(_keyed_fingerprint(kind, value, secret), fingerprint)
+        for secret in _secrets()
+    )
+
+
 def address_fingerprint(email: str) -> str:
     """Ties a signed link to the address it was made for: a changed address voids the link."""
-    return hashlib.sha256(email.lower().encode()).hexdigest()[:12]
+    return _keyed_fingerprint("address", email.lower())
+
+
+def address_matches(email: str, fingerprint: object) -> bool:
+    """Whether a token's address fingerprint (this format or the earlier one) is `email`'s."""
+    return _fingerprint_matches("address", email.lower(), fingerprint, LEGACY_ADDRESS_CHARS)
+
+
+def _confirmed_at(subscriber: Subscriber) -> str:
+    return subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""
 
 
 def _state_fingerprint(subscriber: Subscriber, purpose: str) -> str:
     if purpose != "confirm":
         return ""
-    confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""
-    return hashlib.sha256(confirmed.encode()).hexdigest()[:8]
+    return _keyed_fingerprint("state", _confirmed_at(subscriber))
+
+
+def _state_matches(subscriber: Subscriber, purpose: str, fingerprint: object) -> bool:
+    if purpose != "confirm":
+        return fingerprint == ""
+    return _fingerprint_matches("state", _confirmed_at(subscriber), fingerprint, LEGACY_STATE_CHARS)
 
 
 def make_token(
@@ -80,9 +132,9 @@ def read_token(token: str, purpose: str) -> Subscriber:
     if signed_purpose != purpose:
         raise InvalidLink("tampered")
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or address_fingerprint(subscriber.email) != fingerprint:
+    if subscriber is None or not address_matches(subscriber.email, fingerprint):
         raise InvalidLink("gone")
-    if _state_fingerprint(subscriber, purpose) != state:
+    if not _state_matches(subscriber, purpose, state):
         raise InvalidLink("used")
     return subscriber
 

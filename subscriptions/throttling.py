@@ -1,6 +1,10 @@
 """Fixed-window counters in the shared cache (Redis in production), so every web process sees the
 same count; while Redis is down they are kept in the database instead (ThrottleWindow), so an
-outage of the cache never turns the limits off."""
+outage of the cache never turns the limits off. Also claims: one holder per key until released or
+lapsed, always in the database.
+
+Ours rather than django-ratelimit: its counts live in the cache alone, so a Redis outage turns
+every limit off (or fails every request), where these carry on in the database."""
 
 import hashlib
 from datetime import timedelta
@@ -78,6 +82,22 @@ def _count_in_database(cache_key: str, window: int) -> int:
         row.hits += 1
         row.save(update_fields=["hits", "ends_at"])
         return row.hits
+
+
+def claim(scope: str, key: str, *, seconds: int) -> bool:
+    """Take the one claim on `key` in `scope`: True for the caller who takes it, False while
+    someone holds it (until they release it, or `seconds` have passed: a holder that died).
+    Kept in the database whatever the cache does: a claim lost with the cache would let two
+    take it, and one the cache could not release would hold everyone off until it lapsed."""
+    return _count_in_database(_claim_key(scope, key), seconds) == 1
+
+
+def release(scope: str, key: str) -> None:
+    ThrottleWindow.objects.filter(key=_claim_key(scope, key)).delete()
+
+
+def _claim_key(scope: str, key: str) -> str:
+    return f"claim:{scope}:{key}"[:100]
 
 
 def forget_expired_windows() -> None:

@@ -4,13 +4,15 @@ What every reader sees the same way (a paper's title, link, authors, upvotes and
 at a sentence boundary, escaped) is a `PaperBlock`, built once per paper and process and reused for
 every email in the run. The entry a reader sees (the block with the matched words highlighted and
 "why you got this") is a `DigestItem`, rendered once per paper and reason: readers who share a
-topic share it. Per email only the list, the header and footer, and the signed links are new.
+topic share it. Per email only the list, the header and footer, and the signed links are new: a
+shared rendering is kept as the parts around its token slot (feedback.ratings.token_slot) and
+joined with each reader's token, never searched and replaced.
 """
 
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -53,12 +55,22 @@ class PaperBlock:
     excerpt_html: str
     head_html: SafeString
     head_text: str
+    token_slot: str  # in url, head_html and head_text, where the reader's token goes
 
 
 @dataclass(frozen=True)
 class DigestItem:
-    """One paper's entry as a reader sees it, rendered; shared by every reader who got the paper
-    for the same reason (the same matched words and "why")."""
+    """One paper's entry, rendered; shared by every reader who got the paper for the same reason
+    (the same matched words and "why"), as the parts around where the reader's token goes."""
+
+    html_parts: tuple[str, ...]
+    text_parts: tuple[str, ...]
+    paper_id: int
+
+
+@dataclass(frozen=True)
+class ReaderItem:
+    """One paper's entry as a reader sees it, with their signed links."""
 
     html: SafeString
     text: str
@@ -123,11 +135,13 @@ def paper_block(paper: Paper) -> PaperBlock:
 
 def _render_block(paper: Paper) -> PaperBlock:
     excerpt = cut_at_sentence(paper.abstract)
+    authors = _authors_text(paper.authors or [], paper.author_count)
+    slot = ratings.token_slot(paper.title, authors, settings.SITE_URL)
     context = {
         "title": paper.title,
         # The paper's page, opened as the reader's (with rating buttons): see feedback.ratings.
-        "url": ratings.entry_links(paper.pk)["paper_url"],
-        "authors": _authors_text(paper.authors or [], paper.author_count),
+        "url": ratings.entry_links(paper.pk, slot)["paper_url"],
+        "authors": authors,
         "upvotes": paper.upvotes,
     }
     return PaperBlock(
@@ -140,6 +154,7 @@ def _render_block(paper: Paper) -> PaperBlock:
         excerpt_html=escape(excerpt),
         head_html=mark_safe(get_template("emails/digest-paper.html").render(context).strip()),
         head_text=get_template("emails/digest-paper.txt").render(context).strip(),
+        token_slot=slot,
     )
 
 
@@ -150,26 +165,36 @@ def digest_item(block: PaperBlock, match: Match) -> DigestItem:
     if item is None:
         if len(_items) >= BLOCK_CACHE_SIZE:
             _items.clear()
+        # A slot of its own, checked against this entry's texts too (the topic's words, "why").
+        slot = ratings.token_slot(
+            block.title, block.authors, block.excerpt, match.why, *match.matched_terms
+        )
+        head = replace(
+            block,
+            head_html=mark_safe(slot.join(block.head_html.split(block.token_slot))),
+            head_text=slot.join(block.head_text.split(block.token_slot)),
+        )
         context = {
-            "block": block,
+            "block": head,
             "excerpt_html": highlight(block.excerpt_html, match.matched_terms),
             "why": match.why,
             "pinned": match.pinned,
-            **ratings.entry_links(block.paper_id),
+            **ratings.entry_links(block.paper_id, slot),
         }
         item = _items[key] = DigestItem(
-            html=mark_safe(get_template("emails/digest-item.html").render(context)),
-            text=get_template("emails/digest-item.txt").render(context),
+            html_parts=tuple(get_template("emails/digest-item.html").render(context).split(slot)),
+            text_parts=tuple(get_template("emails/digest-item.txt").render(context).split(slot)),
             paper_id=block.paper_id,
         )
     return item
 
 
-def reader_item(subscriber: Subscriber, item: DigestItem) -> DigestItem:
+def reader_item(subscriber: Subscriber, item: DigestItem) -> ReaderItem:
     """The shared entry with this reader's signed links (paper page, More / Less like this)."""
-    return DigestItem(
-        html=mark_safe(ratings.for_reader(item.html, subscriber, item.paper_id)),
-        text=ratings.for_reader(item.text, subscriber, item.paper_id),
+    token = ratings.rating_token(subscriber, item.paper_id)
+    return ReaderItem(
+        html=mark_safe(ratings.for_reader(item.html_parts, token)),
+        text=ratings.for_reader(item.text_parts, token),
         paper_id=item.paper_id,
     )
 

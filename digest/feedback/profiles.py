@@ -1,5 +1,6 @@
-"""Reader profiles in the database: learned from a reader's ratings (a Celery task per rating,
-digest.tasks.learn_reader_profile), read by the daily ranking.
+"""Reader profiles in the database: learned from a reader's ratings (a Celery task,
+digest.tasks.learn_reader_profile, coalesced: a burst of ratings queues one), read by the daily
+ranking.
 
 A task's cost is bounded: it reads the reader's latest MAX_RATINGS_LEARNED ratings and the
 background word rarity (idf of the latest BACKGROUND_PAPERS papers), which is computed once per
@@ -12,11 +13,27 @@ from django.core.cache import cache
 
 from digest.matching.profile import RatedPaper, idf_of, learn_profile
 from digest.models import Paper, Rating, ReaderProfile
+from subscriptions import throttling
 
 MAX_RATINGS_LEARNED = 200
 BACKGROUND_PAPERS = 2000
 BACKGROUND_CACHE_KEY = "profiles:background-idf"
 BACKGROUND_CACHE_SECONDS = 6 * 3600
+# A queued relearn that has not started after this long is taken for lost (the broker dropped
+# it) and the next rating queues another.
+RELEARN_CLAIM_SECONDS = 15 * 60
+
+
+def claim_relearn(subscriber_id: int) -> bool:
+    """Whether the caller, having committed a rating, is to queue the reader's relearn: False
+    while one queued before has not started yet, since it reads the latest ratings when it does
+    (release_relearn comes first in the task)."""
+    return throttling.claim("relearn", str(subscriber_id), seconds=RELEARN_CLAIM_SECONDS)
+
+
+def release_relearn(subscriber_id: int) -> None:
+    """A relearn is starting: a rating committed from now on queues the next one."""
+    throttling.release("relearn", str(subscriber_id))
 
 
 def background_idf() -> tuple[dict[str, float], float]:

@@ -1,8 +1,10 @@
 """Readers rating papers: the signed "More like this" / "Less like this" links of a digest entry,
 recording and undoing a rating, and the papers a reader pastes to seed their profile.
 
-A rating link names the reader and the paper and carries a fragment of a hash of the address, like
-subscriptions.links: nothing is stored to make one, it needs no login, and it cannot be guessed.
+A rating link names the reader and the paper and carries a fragment of an HMAC of the address
+(keyed by SECRET_KEY), like subscriptions.links: nothing is stored to make one, it needs no login,
+it cannot be guessed, and it does not tell whose address it is. Links made before the HMAC carry
+a plain sha256 fragment and still work.
 It opens a page with one button; only the POST of that button records anything, since mail link
 scanners follow every link of a message.
 """
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.core import signing
@@ -20,13 +23,11 @@ from django.urls import reverse
 
 from digest.ingest.records import title_key
 from digest.models import Paper, Rating
-from subscriptions.links import absolute_url, address_fingerprint
+from subscriptions.links import absolute_url, address_fingerprint, address_matches
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 SALT = "paperboy.digest.feedback.ratings"
-# Stands for the reader's token in an entry rendered once for every reader who got the paper.
-TOKEN_PLACEHOLDER = "reader-token-placeholder-5c1e7d"
 MAX_SEED_LINES = 50
 MAX_SEED_LINE_CHARS = 500
 DIRECTIONS = {"more": Rating.Value.MORE, "less": Rating.Value.LESS}
@@ -54,7 +55,7 @@ def read_rating_token(token: str, paper_id: int) -> Subscriber:
     if signed_paper_id != paper_id:
         raise InvalidRatingLink("another paper's link")
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or address_fingerprint(subscriber.email) != fingerprint:
+    if subscriber is None or not address_matches(subscriber.email, fingerprint):
         raise InvalidRatingLink("gone")
     return subscriber
 
@@ -71,8 +72,8 @@ def rate_path(paper_id: int, direction: str, token: str) -> str:
     )
 
 
-def entry_links(paper_id: int, token: str = TOKEN_PLACEHOLDER) -> dict[str, str]:
-    """A digest entry's links for one reader (by default with the placeholder in their stead)."""
+def entry_links(paper_id: int, token: str) -> dict[str, str]:
+    """A digest entry's links for the reader of `token` (or for a token_slot)."""
     return {
         "paper_url": absolute_url(paper_page_path(paper_id, token)),
         "more_url": absolute_url(rate_path(paper_id, "more", token)),
@@ -80,9 +81,20 @@ def entry_links(paper_id: int, token: str = TOKEN_PLACEHOLDER) -> dict[str, str]
     }
 
 
-def for_reader(rendered: str, subscriber: Subscriber, paper_id: int) -> str:
-    """An entry rendered with TOKEN_PLACEHOLDER, made this reader's."""
-    return rendered.replace(TOKEN_PLACEHOLDER, rating_token(subscriber, paper_id))
+def token_slot(*texts: str) -> str:
+    """What stands for the reader's token in an entry rendered once for every reader who got the
+    paper: the rendering is split at it and joined with each reader's token (for_reader). It is
+    drawn at random for each rendering, so no paper or topic can be written to hold it; and it is
+    checked against the texts going into that rendering all the same."""
+    while True:
+        slot = secrets.token_hex(16)
+        if not any(slot in text for text in texts):
+            return slot
+
+
+def for_reader(parts: Sequence[str], token: str) -> str:
+    """An entry rendered once and split at its token slot, completed with a reader's token."""
+    return token.join(parts)
 
 
 def rate(
@@ -106,8 +118,9 @@ def undo_rating(subscriber: Subscriber, paper_id: int) -> bool:
 
 
 def ratings_of(subscriber: Subscriber) -> list[Rating]:
+    """The reader's ratings, latest first, of the papers still shown (an editor may hide one)."""
     return list(
-        Rating.objects.filter(subscriber=subscriber)
+        Rating.objects.filter(subscriber=subscriber, paper__hidden=False)
         .select_related("paper")
         .only("value", "source", "rated_at", "paper__title", "paper__arxiv_id")
         .order_by("-rated_at")

@@ -1,6 +1,9 @@
-"""The home page's HTML. It is the same for every visitor except the CSRF token and the CSP nonce,
-so it is rendered once per process every few seconds with placeholders for both; the papers in it
-come from the shared cache, so the database sees one query a minute however busy the page is."""
+"""The home page's HTML. Its parts are the same for every visitor (the trending papers, the blank
+sign-up form, the empty preview), so they are rendered once per process every few seconds, and
+the papers in them come from the shared cache: the database sees one query a minute however busy
+the page is. The page around them is rendered for each request with the visitor's CSRF token and
+CSP nonce in the template context, never substituted into the output, so no paper's text can
+stand in for either."""
 
 import threading
 import time
@@ -17,10 +20,8 @@ from subscriptions.forms import blank_sign_up_fields, sign_up_fields_with
 TRENDING_CACHE_KEY = "home:trending-html"
 TRENDING_CACHE_SECONDS = 60
 PAGE_SECONDS = 5
-CSRF_PLACEHOLDER = "csrf-token-placeholder-7f3a9c"
-CSP_NONCE_PLACEHOLDER = "csp-nonce-placeholder-2b8e41"
 
-_page = threading.local()
+_parts = threading.local()
 
 
 def trending_html() -> str:
@@ -31,22 +32,22 @@ def trending_html() -> str:
     return html
 
 
-def home_page_html(csrf_token: str, csp_nonce: str) -> str:
+def _shared_parts() -> dict[str, SafeString]:
     now = time.monotonic()
-    if getattr(_page, "expires", 0.0) <= now:
-        _page.html = render_to_string(
-            "pages/home.html",
-            {
-                "trending": mark_safe(trending_html()),
-                "sign_up_fields": blank_sign_up_fields(),
-                "preview": preview_html(""),
-                "csrf_token": CSRF_PLACEHOLDER,
-                "csp_nonce": CSP_NONCE_PLACEHOLDER,
-            },
-        )
-        _page.expires = now + PAGE_SECONDS
-    return _page.html.replace(CSRF_PLACEHOLDER, csrf_token, 1).replace(
-        CSP_NONCE_PLACEHOLDER, csp_nonce
+    if getattr(_parts, "expires", 0.0) <= now:
+        _parts.context = {
+            "trending": mark_safe(trending_html()),
+            "sign_up_fields": blank_sign_up_fields(),
+            "preview": preview_html(""),
+        }
+        _parts.expires = now + PAGE_SECONDS
+    return _parts.context
+
+
+def home_page_html(csrf_token: str, csp_nonce: str) -> str:
+    return render_to_string(
+        "pages/home.html",
+        {**_shared_parts(), "csrf_token": csrf_token, "csp_nonce": csp_nonce},
     )
 
 
@@ -72,5 +73,5 @@ def preview_throttled_html() -> SafeString:
 
 
 def forget_home_page() -> None:
-    """Drop this thread's rendered copy (tests that change papers between requests)."""
-    _page.expires = 0.0
+    """Drop this thread's rendered parts (tests that change papers between requests)."""
+    _parts.expires = 0.0

@@ -29,6 +29,20 @@ def _allow_preview(request: HttpRequest) -> bool:
     )
 
 
+def _allow_rating(request: HttpRequest, reader: Subscriber) -> bool:
+    """Ratings are limited per client IP and per reader: each one relearns a profile."""
+    ip, reader_key = throttling.client_ip(request), str(reader.pk)
+    return throttling.allow("rating-ip", ip, limit=settings.RATING_LIMIT_PER_IP) and (
+        throttling.allow("rating-reader", reader_key, limit=settings.RATING_LIMIT_PER_READER)
+    )
+
+
+def _rating_throttled(request: HttpRequest) -> HttpResponse:
+    response = render(request, "pages/rating_throttled.html", status=429)
+    response["Retry-After"] = str(throttling.HOUR)
+    return response
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """What Paperboy is, today's trending papers, and the sign-up form. Its "Preview" button
@@ -126,6 +140,8 @@ def rate(request: HttpRequest, paper_id: int, direction: str, token: str) -> Htt
         return render(request, "pages/rating_link_invalid.html", {"paper": paper}, status=400)
     value = ratings.DIRECTIONS[direction]
     recorded = request.method == "POST"
+    if recorded and not _allow_rating(request, reader):
+        return _rating_throttled(request)
     if recorded:
         ratings.rate(reader, paper, value)
         tasks.relearn_after_commit(reader.pk)
@@ -182,6 +198,8 @@ def undo_rating(request: HttpRequest, token: str, paper_id: int) -> HttpResponse
         reader = links.read_token(token, "preferences")
     except links.InvalidLink:
         return render(request, "pages/link_invalid.html", {"reason": "tampered"}, status=400)
+    if not _allow_rating(request, reader):
+        return _rating_throttled(request)
     if ratings.undo_rating(reader, paper_id):
         tasks.relearn_after_commit(reader.pk)
     return redirect(reverse("subscriptions:preferences", kwargs={"token": token}) + "#ratings")
@@ -194,6 +212,8 @@ def seed_ratings(request: HttpRequest, token: str) -> HttpResponse:
         reader = links.read_token(token, "preferences")
     except links.InvalidLink:
         return render(request, "pages/link_invalid.html", {"reason": "tampered"}, status=400)
+    if not _allow_rating(request, reader):
+        return _rating_throttled(request)
     seeding = ratings.seed_profile(reader, request.POST.get("papers", ""))
     if seeding.rated:
         tasks.relearn_after_commit(reader.pk)

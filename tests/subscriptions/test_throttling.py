@@ -1,10 +1,14 @@
 """subscriptions.throttling: counters in the shared cache."""
 
+from datetime import timedelta
+
 import pytest
 import redis
 from django.test import RequestFactory
+from django.utils import timezone
 
 from subscriptions import throttling
+from subscriptions.models import ThrottleWindow
 
 
 def test_allows_up_to_the_limit_then_refuses():
@@ -51,3 +55,37 @@ def test_client_ip_trusts_only_the_configured_proxies(settings, proxies, forward
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
 
     assert throttling.client_ip(request) == expected
+
+
+@pytest.mark.django_db
+def test_a_claim_has_one_holder_until_released():
+    assert throttling.claim("job", "7", seconds=60) is True
+    assert throttling.claim("job", "7", seconds=60) is False
+    assert throttling.claim("job", "8", seconds=60) is True
+    throttling.release("job", "7")
+
+    assert throttling.claim("job", "7", seconds=60) is True
+
+
+@pytest.mark.django_db
+def test_a_claim_whose_holder_died_lapses():
+    assert throttling.claim("job", "7", seconds=60) is True
+    ThrottleWindow.objects.update(ends_at=timezone.now() - timedelta(seconds=1))
+
+    assert throttling.claim("job", "7", seconds=60) is True
+    assert throttling.claim("job", "7", seconds=60) is False
+
+
+@pytest.mark.django_db
+def test_claims_live_in_the_database_whatever_the_cache(settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "config.cache.DegradingRedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+
+    assert throttling.claim("job", "7", seconds=60) is True
+    assert throttling.claim("job", "7", seconds=60) is False
+    assert ThrottleWindow.objects.filter(key="claim:job:7").exists()
