@@ -4,7 +4,6 @@
 import re
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlsplit
 
 from django.db.models import Count
 from django.db.models.functions import TruncDate
@@ -13,6 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from digest.ingest.records import safe_http_url
 from digest.models import Paper
 
 ARCHIVE_DAYS = 90
@@ -25,17 +25,6 @@ _UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufff
 def showable(text: object) -> str:
     """Text from a paper row as a page or feed can carry it (old rows predate ingest's cleaning)."""
     return _UNSHOWABLE.sub("", text) if isinstance(text, str) else ""
-
-
-def http_url(url: object) -> str:
-    """`url` if it is an http(s) URL with a host, else "" (an old row may hold `javascript:`)."""
-    if not isinstance(url, str) or _UNSHOWABLE.search(url) or any(c.isspace() for c in url):
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else ""
 
 
 @dataclass(frozen=True)
@@ -70,8 +59,8 @@ def listed(paper: Paper) -> ListedPaper:
         upvotes=paper.upvotes,
         first_seen=paper.first_seen,
         arxiv_id=arxiv_id,
-        read_url=http_url(paper.url) or arxiv_url,
-        pdf_url=http_url(paper.pdf_url),
+        read_url=safe_http_url(paper.url) or arxiv_url,
+        pdf_url=safe_http_url(paper.pdf_url),
     )
 
 

@@ -1,27 +1,11 @@
 """A page per paper: what the paper is, and where to read it."""
 
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus
 
+from digest.ingest.records import safe_http_url
 from digest.models import Paper
 
 DAILY_PAPERS_SOURCES = frozenset({"daily-text", "daily-json"})
-WEB_SCHEMES = frozenset({"http", "https"})
-
-
-def safe_http_url(value: str) -> str:
-    """`value` if it is an http(s) URL with a host, else "": a link from a feed (or a row stored
-    before links were checked) may say javascript:, data: or file:, and is never made an href.
-    Any whitespace or control character refuses it too: browsers drop some of them from a scheme
-    ("java\\tscript:"), so what Python parses need not be what a browser runs."""
-    if not value or any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value):
-        return ""
-    try:
-        parts = urlsplit(value)
-    except ValueError:  # an unbalanced "[" in the host
-        return ""
-    if parts.scheme.lower() not in WEB_SCHEMES or not parts.netloc:
-        return ""
-    return value
 
 
 def links_out(paper: Paper) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from digest.delivery import composing
 from digest.feedback import ratings
+from digest.ingest.latex import readable_latex
 from digest.matching import Match
 from digest.models import Paper
 from subscriptions.models import Subscriber
@@ -93,7 +94,7 @@ def test_a_title_holding_what_stood_for_the_token_shows_as_written(text):
     for subscriber, other in ((ada, grace), (grace, ada)):
         body_text, html = bodies(subscriber, paper)
         token = ratings.rating_token(subscriber, paper.pk)
-        assert f"{text} Attention {text}" in body_text
+        assert readable_latex(f"{text} Attention {text}") in body_text  # braces read as LaTeX
         assert body_text.count(token) == 3 and html.count(token) == 3
         assert ratings.rating_token(other, paper.pk) not in body_text + html
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from hypothesis import given, settings
 
 from digest.models import Paper
-from digest.web.daily import http_url, showable
+from digest.web.daily import showable
 from tests.unicode_text import any_text
 
 pytestmark = pytest.mark.django_db
@@ -123,33 +123,6 @@ def test_only_http_links_are_rendered_from_old_rows(client):
     assert "javascript" not in html.lower()
     assert 'href="https://example.org/paper"' in html
     assert 'href="http://example.org/paper.pdf"' in html
-
-
-@pytest.mark.parametrize(
-    "url, kept",
-    [
-        ("https://arxiv.org/abs/2603.00001", True),
-        ("http://example.org/a?b=c#d", True),
-        ("HTTPS://EXAMPLE.ORG/", True),
-        ("javascript:alert(1)", False),
-        ("java\nscript:alert(1)", False),
-        (" javascript:alert(1)", False),
-        ("data:text/html,<script>", False),
-        ("//example.org/no-scheme", False),
-        ("https:///no-host", False),
-        ("http://[::1", False),
-        ("", False),
-    ],
-)
-def test_http_url_keeps_only_http_and_https_urls_with_a_host(url, kept):
-    assert http_url(url) == (url if kept else "")
-
-
-@given(url=any_text)
-def test_http_url_of_any_text_is_empty_or_an_http_url(url):
-    result = http_url(url)
-    assert result in ("", url)
-    assert result == "" or re.match(r"(?i)https?://[^\s]", result)
 
 
 @given(text=any_text)
