@@ -1,7 +1,9 @@
-"""Hostile sources at the ingest door (issue 22): replays each probe against the ingest of this
-tree and prints a table: probe, the behaviour the issue reported, what happens now, the data
-lost, peak memory and seconds. Each probe runs in a process of its own (so its peak memory is
-its own) on a copy of one freshly migrated SQLite database; the servers are on 127.0.0.1.
+"""Every probe of issue 22, replayed against this tree, in one table: probe, the behaviour the
+issue reported, what happens now, the data lost, peak memory and seconds. The ingest probes are
+here; the readers' and pages' probes are in hostile_web.py, the delivery and desk probes in
+hostile_delivery.py, and this script runs them too. Each probe runs in a process of its own (so
+its peak memory is its own) on a copy of one freshly migrated SQLite database; the servers are
+on 127.0.0.1.
 
     .venv/bin/python bench/hostile.py            # every probe
     .venv/bin/python bench/hostile.py drip ssrf  # the probes whose names contain these words
@@ -289,9 +291,33 @@ def main(words: list[str]) -> None:
                 )
             else:
                 rows.append(tuple(json.loads(done.stdout.strip().splitlines()[-1])))
+    rows += _sibling_rows("hostile_web.py", words) + _sibling_rows("hostile_delivery.py", words)
     header = ("probe", "before (issue 22)", "after", "data lost", "peak RSS", "time")
     for row in [header, *rows]:
         print(" | ".join(row))
+
+
+def _sibling_rows(script: str, words: list[str]) -> list[Row]:
+    """The rows of a sibling probe script: JSON objects, or a " | " table under its header."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / script), *words],
+        cwd=PROJECT_DIR, capture_output=True, text=True,
+    )  # fmt: skip
+    rows = []
+    for line in done.stdout.splitlines():
+        if line.startswith("{"):
+            item = json.loads(line)
+            cells = [item.get(key, "") for key in ("probe", "before", "after", "data_lost")]
+            cells += [f"{item.get('peak_mb', '')} MB", f"{item.get('seconds', '')} s"]
+        elif " | " in line and not line.startswith("probe |"):
+            probe, before, after, lost, seconds, peak = (line.split(" | ") + [""] * 6)[:6]
+            cells = [probe, before, after, lost, f"{peak} MB", f"{seconds} s"]
+        else:
+            continue
+        rows.append(tuple(str(cell) for cell in cells))
+    if done.returncode:
+        rows.append((script, "", f"crashed: {done.stderr[-300:]}", "", "", ""))
+    return rows
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from digest.matching.semantic import embed_texts
 from digest.models import Paper, Rating
 from digest.web.home import forget_home_page
 from subscriptions.models import Subscriber
+from subscriptions.send_times import next_send_time
 from tests.conftest import read_outbox
 from tests.subscriptions.test_browser import SIZES, paperboy_link, shoot
 
@@ -104,7 +105,9 @@ def test_ticked_papers_lead_the_first_digest(
     assert reader.status == Subscriber.Status.ACTIVE
     assert Rating.objects.filter(subscriber=reader, source=Rating.Source.SIGN_UP).count() == 3
 
-    call_command("send_digests", stdout=StringIO())
+    # The first digest comes at the send time the confirmation page promised.
+    promised = next_send_time(reader, reader.digests_from or timezone.now())
+    call_command("send_digests", "--now", promised.isoformat(), stdout=StringIO())
     digest = read_outbox(outbox)[-1]
     assert digest["Subject"] and "/confirm/" not in digest.get_body(("plain",)).get_content()
     titles = digest_titles(digest.get_body(("plain",)).get_content())
