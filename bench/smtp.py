@@ -5,7 +5,7 @@ left out of the clock.
 
     .venv/bin/python bench/smtp.py                      # a temporary SQLite file
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/smtp.py
-        # a fresh database `bench_smtp` on that server, created and dropped here
+        # a fresh database `bench_smtp` (or $BENCH_DATABASE) on that server, created and dropped
 
 Prints emails/s (wall clock) and how many the server received. Target: >= 200 emails/s.
 For scale it then prints what the same server takes from a bare smtplib loop resending one
@@ -24,7 +24,7 @@ from scratch_database import scratch_database
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 READERS = int(os.environ.get("BENCH_READERS", "2000"))
-BENCH_DATABASE = "bench_smtp"
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "bench_smtp")
 
 
 def serve_smtp(port: int, received, ready) -> None:
