@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from digest.delivery.claims import claim, release
 from digest.delivery.messages import compose, load_digests, serialize_now
+from digest.delivery.outcomes import Sent, mark_sent
 from digest.delivery.planning import failure_reason
 from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
 from digest.models import DeliveredPaper, Delivery
@@ -58,13 +59,15 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
 
     While the server answers for one message the next one is composed: a sender thread (no
     database) hands each message over, and this thread records the outcome before handing over
-    the next, so at most one message at a time is accepted but not yet marked sent."""
+    the next. The deliveries the ESP accepted are marked sent together, in one UPDATE at the end
+    of the chunk (see _record_sent)."""
     connection = connection or get_connection()
     now = timezone.now()
     claimed = claim(delivery_ids, now)
     results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
     digests = load_digests(claimed)
     handed_over: set[int] = set()
+    sent: list[Sent] = []
     try:
         with ThreadPoolExecutor(max_workers=1) as sender:
             connection.open()
@@ -94,13 +97,13 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     )
                     continue
                 if in_flight:
-                    results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+                    results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now, sent=sent)
                     if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
                         _reconnect(connection)  # a broken connection must not fail the rest
                 handed_over.add(delivery.pk)
                 in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
             if in_flight:
-                results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now)
+                results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now, sent=sent)
     except Exception as error:
         # The connection could not be (re)opened: what was not handed over is tried later.
         for digest in digests.values():
@@ -110,6 +113,7 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
             raise
     finally:
         connection.close()
+        _record_sent(sent, now)
     return results
 
 
@@ -118,24 +122,33 @@ def _reconnect(connection) -> None:
     connection.open()
 
 
-def _settle(delivery: Delivery, message: EmailMessage, handover, *, claimed_at) -> SendResult:
-    """Wait for the server's answer on a message; mark it sent (ours only) or record the error."""
+def _settle(
+    delivery: Delivery, message: EmailMessage, handover, *, claimed_at, sent: list[Sent]
+) -> SendResult:
+    """Wait for the server's answer on a message; note it for marking sent, or record the error."""
     try:
         handover.result()
     except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
         return _record_failure(delivery, claimed_at, error)
     esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
-    if not release(
-        delivery,
-        claimed_at,
-        status=Delivery.Status.SENT,
-        sent_at=timezone.now(),
-        message_id=message.extra_headers["Message-ID"],
-        esp_message_id="" if esp_id is None else str(esp_id)[:255],
-        error="",
-    ):
-        logger.warning("delivery %s was taken over while it was being sent", delivery.pk)
+    sent.append(
+        Sent(
+            delivery.pk,
+            sent_at=timezone.now(),
+            message_id=message.extra_headers["Message-ID"],
+            esp_message_id="" if esp_id is None else str(esp_id)[:255],
+        )
+    )
     return SendResult(Outcome.SENT)
+
+
+def _record_sent(sent: list[Sent], claimed_at: datetime) -> None:
+    """One UPDATE for the chunk. A worker killed before it runs leaves these claimed: they are
+    sent again after DIGEST_CLAIM_TIMEOUT_SECONDS, with the same Message-ID."""
+    marked = mark_sent(sent, claimed_at)
+    for row in sent:
+        if row.delivery_id not in marked:
+            logger.warning("delivery %s was taken over while it was being sent", row.delivery_id)
 
 
 def _put_back(delivery: Delivery, claimed_at: datetime, error: Exception) -> SendResult:
