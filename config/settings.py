@@ -177,6 +177,13 @@ DIGEST_RETRY_BASE_SECONDS = float(os.environ.get("DIGEST_RETRY_BASE_SECONDS", "3
 DIGEST_RETRY_MAX_SECONDS = float(os.environ.get("DIGEST_RETRY_MAX_SECONDS", "3600"))
 DIGEST_CLAIM_TIMEOUT_SECONDS = float(os.environ.get("DIGEST_CLAIM_TIMEOUT_SECONDS", "600"))
 DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECONDS", "900"))
+# The ESP's send rate, held across all workers (counted in Redis; 0: no limit). With Redis down,
+# each worker process sends at most limit / ESP_WORKER_SHARE_DIVISOR (set it to the number of
+# sending processes).
+ESP_MAX_PER_SECOND = int(os.environ.get("ESP_MAX_PER_SECOND", "0"))
+ESP_MAX_PER_HOUR = int(os.environ.get("ESP_MAX_PER_HOUR", "0"))
+ESP_WORKER_SHARE_DIVISOR = int(os.environ.get("ESP_WORKER_SHARE_DIVISOR", "4"))
+ESP_RATE_REDIS_URL = os.environ.get("ESP_RATE_REDIS_URL", CACHE_URL if "redis" in CACHE_URL else "")
 
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.
 DIGEST_SOURCES = env_list("DIGEST_SOURCES", str(BASE_DIR / "samples" / "dumps" / "*.txt"))

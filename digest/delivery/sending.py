@@ -21,6 +21,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import EmailMessage
 from django.utils import timezone
 
+from digest.delivery import send_rate
 from digest.delivery.claims import claim, release
 from digest.delivery.messages import compose, load_digests, serialize_now
 from digest.delivery.outcomes import Sent, mark_sent
@@ -100,6 +101,7 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now, sent=sent)
                     if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
                         _reconnect(connection)  # a broken connection must not fail the rest
+                send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
                 handed_over.add(delivery.pk)
                 in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
             if in_flight:
