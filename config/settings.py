@@ -183,6 +183,10 @@ DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECOND
 ESP_MAX_PER_SECOND = int(os.environ.get("ESP_MAX_PER_SECOND", "0"))
 ESP_MAX_PER_HOUR = int(os.environ.get("ESP_MAX_PER_HOUR", "0"))
 ESP_WORKER_SHARE_DIVISOR = int(os.environ.get("ESP_WORKER_SHARE_DIVISOR", "4"))
+# Batch sending for ESPs whose API takes many messages per call (0: one by one): recipients per
+# call, and the ESP's stored pass-through template their digests are merged into.
+ESP_BATCH_SIZE = int(os.environ.get("ESP_BATCH_SIZE", "0"))
+ESP_BATCH_TEMPLATE = os.environ.get("ESP_BATCH_TEMPLATE", "")
 ESP_RATE_REDIS_URL = os.environ.get("ESP_RATE_REDIS_URL", CACHE_URL if "redis" in CACHE_URL else "")
 
 # Sources the daily ingest reads: paths, globs and URLs, comma-separated.

@@ -63,6 +63,10 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     the next. The deliveries the ESP accepted are marked sent together, in one UPDATE at the end
     of the chunk (see _record_sent)."""
     connection = connection or get_connection()
+    from digest.delivery import batches  # builds on this module
+
+    if batches.batch_size(connection):
+        return batches.send_batched(delivery_ids, connection)
     now = timezone.now()
     claimed = claim(delivery_ids, now)
     results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
