@@ -100,6 +100,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A queue per stage of the day (CELERY_QUEUE_PER_STAGE=1), so each can have workers of its own
+# (docs/scaling.md); otherwise every task goes to the default queue "celery".
+if env_bool("CELERY_QUEUE_PER_STAGE", False):
+    CELERY_TASK_ROUTES = {
+        "digest.tasks.ingest_sources": {"queue": "ingest"},
+        "digest.tasks.plan_and_send": {"queue": "rank"},
+        "digest.tasks.learn_reader_profile": {"queue": "rank"},
+        "digest.tasks.send_deliveries": {"queue": "send"},
+        "digest.tasks.send_delivery": {"queue": "send"},
+        "subscriptions.tasks.*": {"queue": "consent"},
+    }
 CELERY_TIMEZONE = "UTC"
 # The schedule lives in the database (editable in the admin); the entries below only seed it.
 CELERY_BEAT_SCHEDULER = "digest.delivery.schedule:SeedingDatabaseScheduler"
