@@ -1,9 +1,10 @@
 """Sending each planned delivery once.
 
 Guarantee: exactly one delivery row per subscriber and period, marked sent at most once (see
-claims). The handoff to the ESP is at-least-once: only if a worker dies after the ESP accepted a
-message and before the "sent" UPDATE commits (a window of one round trip) is the message handed
-over again, with the same Message-ID, which mailbox providers use to drop the duplicate.
+claims). The handoff to the ESP is at-least-once: only if a worker dies after the ESP accepted
+messages and before the chunk's "sent" UPDATE commits (a window of one chunk, the price of one
+write per chunk instead of one commit per message) are they handed over again, with the same
+Message-ID, which mailbox providers use to drop the duplicate.
 """
 
 import logging
