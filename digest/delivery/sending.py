@@ -62,7 +62,7 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     While the server answers for one message the next one is composed: a sender thread (no
     database) hands each message over, and this thread records the outcome before handing over
     the next. The deliveries the ESP accepted are marked sent together, in one UPDATE at the end
-    of the chunk (see _record_sent)."""
+    of the chunk, or every DIGEST_MARK_SENT_EVERY messages (see _record_sent)."""
     connection = connection or get_connection()
     from digest.delivery import batches  # builds on this module
 
@@ -106,6 +106,9 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     results[in_flight[0].pk] = _settle(*in_flight, claimed_at=now, sent=sent)
                     if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
                         _reconnect(connection)  # a broken connection must not fail the rest
+                    if len(sent) >= (settings.DIGEST_MARK_SENT_EVERY or len(delivery_ids)):
+                        _record_sent(sent, now)
+                        sent.clear()
                 send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
                 handed_over.add(delivery.pk)
                 in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))

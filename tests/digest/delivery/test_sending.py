@@ -307,3 +307,20 @@ def test_postmark_answers_are_sorted_into_sent_and_retry_later(papers, settings)
     assert sorted(sent.values_list("esp_message_id", flat=True)) == sorted(
         message["MessageID"] for message in server.accepted
     )
+
+
+def test_sent_marks_are_written_every_n_messages_when_asked(papers, settings):
+    def mark_statements(every: int, readers: list[str]) -> int:
+        settings.DIGEST_MARK_SENT_EVERY = every
+        for name in readers:
+            make_subscriber(f"{name}@example.com")
+        ids = planning.queue_run(planning.plan_deliveries(NOW))
+        with CaptureQueriesContext(connection) as queries:
+            sending.send_deliveries(ids, connection=ScriptedBackend())
+        assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+            "sent"
+        }
+        return sum(1 for query in queries if "CASE" in query["sql"])
+
+    assert mark_statements(0, ["a1", "a2", "a3", "a4"]) == 1
+    assert mark_statements(2, ["b1", "b2", "b3", "b4"]) == 2
