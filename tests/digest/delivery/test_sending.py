@@ -317,9 +317,7 @@ def test_sent_marks_are_written_every_n_messages_when_asked(papers, settings):
         ids = planning.queue_run(planning.plan_deliveries(NOW))
         with CaptureQueriesContext(connection) as queries:
             sending.send_deliveries(ids, connection=ScriptedBackend())
-        assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
-            "sent"
-        }
+        assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
         return sum(1 for query in queries if "CASE" in query["sql"])
 
     assert mark_statements(0, ["a1", "a2", "a3", "a4"]) == 1
