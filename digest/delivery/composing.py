@@ -1,18 +1,16 @@
 """Turning a subscriber's ranked papers into a digest email (HTML and plain text).
 
-What every reader sees the same way (a paper's title, link, authors, upvotes and the abstract cut
-at a sentence boundary, escaped) is a `PaperBlock`, built once per paper and process and reused for
-every email in the run. The entry a reader sees (the block with the matched words highlighted and
-"why you got this") is a `DigestItem`, rendered once per paper and reason: readers who share a
-topic share it. Per email only the list, the header and footer, and the signed links are new: a
-shared rendering is kept as the parts around its token slot (feedback.ratings.token_slot) and
-joined with each reader's token, never searched and replaced.
+Most of every digest is the same few papers. What every reader sees the same way (a paper's title,
+authors, upvotes and the abstract cut at a sentence boundary, escaped) is a `PaperBlock`; the
+entry around it, and the digest around the entries, are rendered once as `Slotted` frames (see
+slotted.py). Per email only the reader's parts are made and joined in: the highlighted excerpt,
+"why you got this", the signed links, the greeting line and the footer.
 """
 
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -26,6 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from config.emails import Email, fit_subject, site_domain, standard_headers
 from digest.delivery.archive import archive_url
 from digest.delivery.periods import subscriber_zone
+from digest.delivery.slotted import Slotted, slot, unsafe_slot
 from digest.feedback import ratings
 from digest.matching import Match, select_papers
 from digest.models import Delivery, Paper
@@ -44,37 +43,21 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
 
 @dataclass(frozen=True)
 class PaperBlock:
-    """The shared part of a paper's entry, already escaped for HTML."""
+    """The shared part of a paper's entry, already escaped for HTML; the heads hold a slot for the
+    reader's link to the paper's page."""
 
     paper_id: int
     title: str
-    url: str
     authors: str
     upvotes: int
     excerpt: str
     excerpt_html: str
     head_html: SafeString
     head_text: str
-    token_slot: str  # in url, head_html and head_text, where the reader's token goes
-
-
-@dataclass(frozen=True)
-class DigestItem:
-    """One paper's entry, rendered; shared by every reader who got the paper for the same reason
-    (the same matched words and "why"), as the parts around where the reader's token goes."""
-
-    html_parts: tuple[str, ...]
-    text_parts: tuple[str, ...]
-    paper_id: int
-
-
-@dataclass(frozen=True)
-class ReaderItem:
-    """One paper's entry as a reader sees it, with their signed links."""
-
-    html: SafeString
-    text: str
-    paper_id: int
+    # The entry frames around the block, by "pinned" (see entry_frames).
+    entries: dict[bool, tuple[Slotted, Slotted]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 def paper_url(paper: Paper) -> str:
@@ -113,7 +96,9 @@ def _authors_text(authors: Sequence[str], author_count: int | None) -> str:
 
 
 _blocks: dict[tuple[int, int, str], PaperBlock] = {}
-_items: dict[tuple[PaperBlock, tuple[str, ...], str, bool], DigestItem] = {}
+_frames: dict[tuple[str, date, int, str], Slotted] = {}
+# Rendered in a link's place when its parts are cut; never part of a real token (no ":").
+_TOKEN_STAND_IN = "0reader0token0"
 
 
 def _paper_fingerprint(paper: Paper) -> int:
@@ -123,7 +108,8 @@ def _paper_fingerprint(paper: Paper) -> int:
 
 
 def paper_block(paper: Paper) -> PaperBlock:
-    """The paper's shared block, rendered once per process for each version of the paper."""
+    """The paper's shared block, rendered once per process for each version of the paper (so at
+    most once a day in a worker), with a slot for the reader's link to the paper's page."""
     key = (paper.pk, _paper_fingerprint(paper), settings.SITE_URL)
     block = _blocks.get(key)
     if block is None:
@@ -135,68 +121,59 @@ def paper_block(paper: Paper) -> PaperBlock:
 
 def _render_block(paper: Paper) -> PaperBlock:
     excerpt = cut_at_sentence(paper.abstract)
-    authors = _authors_text(paper.authors or [], paper.author_count)
-    slot = ratings.token_slot(paper.title, authors, settings.SITE_URL)
     context = {
         "title": paper.title,
         # The paper's page, opened as the reader's (with rating buttons): see feedback.ratings.
-        "url": ratings.entry_links(paper.pk, slot)["paper_url"],
-        "authors": authors,
+        "url": unsafe_slot("paper_url"),
+        "authors": _authors_text(paper.authors or [], paper.author_count),
         "upvotes": paper.upvotes,
     }
     return PaperBlock(
         paper_id=paper.pk,
         title=paper.title,
-        url=context["url"],
         authors=context["authors"],
         upvotes=paper.upvotes,
         excerpt=excerpt,
         excerpt_html=escape(excerpt),
         head_html=mark_safe(get_template("emails/digest-paper.html").render(context).strip()),
         head_text=get_template("emails/digest-paper.txt").render(context).strip(),
-        token_slot=slot,
     )
 
 
-def digest_item(block: PaperBlock, match: Match) -> DigestItem:
-    """The paper's entry for this match, rendered once per process for each distinct reason."""
-    key = (block, match.matched_terms, match.why, match.pinned)
-    item = _items.get(key)
-    if item is None:
-        if len(_items) >= BLOCK_CACHE_SIZE:
-            _items.clear()
-        # A slot of its own, checked against this entry's texts too (the topic's words, "why").
-        slot = ratings.token_slot(
-            block.title, block.authors, block.excerpt, match.why, *match.matched_terms
-        )
-        head = replace(
-            block,
-            head_html=mark_safe(slot.join(block.head_html.split(block.token_slot))),
-            head_text=slot.join(block.head_text.split(block.token_slot)),
-        )
+def entry_frames(block: PaperBlock, *, pinned: bool) -> tuple[Slotted, Slotted]:
+    """The paper's entry (HTML, text) with slots for what is the reader's: the highlighted
+    excerpt, "why you got this" and the signed links; rendered once per block."""
+    frames = block.entries.get(pinned)
+    if frames is None:
         context = {
-            "block": head,
-            "excerpt_html": highlight(block.excerpt_html, match.matched_terms),
-            "why": match.why,
-            "pinned": match.pinned,
-            **ratings.entry_links(block.paper_id, slot),
+            "block": block,
+            "excerpt_html": slot("excerpt_html"),
+            "why": unsafe_slot("why"),
+            "pinned": pinned,
+            "more_url": unsafe_slot("more_url"),
+            "less_url": unsafe_slot("less_url"),
         }
-        item = _items[key] = DigestItem(
-            html_parts=tuple(get_template("emails/digest-item.html").render(context).split(slot)),
-            text_parts=tuple(get_template("emails/digest-item.txt").render(context).split(slot)),
-            paper_id=block.paper_id,
+        frames = block.entries[pinned] = (
+            Slotted.parse(get_template("emails/digest-item.html").render(context)),
+            Slotted.parse(get_template("emails/digest-item.txt").render(context)),
         )
-    return item
+    return frames
 
 
-def reader_item(subscriber: Subscriber, item: DigestItem) -> ReaderItem:
-    """The shared entry with this reader's signed links (paper page, More / Less like this)."""
-    token = ratings.rating_token(subscriber, item.paper_id)
-    return ReaderItem(
-        html=mark_safe(ratings.for_reader(item.html_parts, token)),
-        text=ratings.for_reader(item.text_parts, token),
-        paper_id=item.paper_id,
-    )
+@lru_cache(maxsize=BLOCK_CACHE_SIZE)
+def _link_parts(paper_id: int, site_url: str) -> tuple[tuple[str, str, str], ...]:
+    """Each entry link as (name, before the reader's token, after it)."""
+    links = ratings.entry_links(paper_id, _TOKEN_STAND_IN)
+    return tuple((name, *url.split(_TOKEN_STAND_IN, 1)) for name, url in links.items())
+
+
+def reader_links(subscriber: Subscriber, paper_id: int) -> dict[str, str]:
+    """The entry's links signed for this reader: the paper's page, More / Less like this."""
+    token = ratings.rating_token(subscriber, paper_id)
+    return {
+        name: before + token + after
+        for name, before, after in _link_parts(paper_id, settings.SITE_URL)
+    }
 
 
 @lru_cache(maxsize=4096)
@@ -208,6 +185,11 @@ def _highlighter(terms: tuple[str, ...]) -> re.Pattern | None:
         return None
     alternatives = "|".join(re.escape(word) for word in words)
     return re.compile(rf"(?<![\w&#])({alternatives})(?!\w)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=BLOCK_CACHE_SIZE)
+def _highlighted(escaped_text: str, terms: tuple[str, ...]) -> SafeString:
+    return highlight(escaped_text, terms)
 
 
 def highlight(escaped_text: str, terms: Sequence[str]) -> SafeString:
@@ -240,40 +222,85 @@ def _schedule_text(subscriber: Subscriber) -> str:
     return f"every day at {hour}"
 
 
-def digest_context(
+_FRAME_SLOTS = (
+    "preheader",
+    "top_title",
+    "topics",
+    "schedule",
+    "archive_url",
+    "preferences_url",
+    "unsubscribe_url",
+    "site_url",
+)
+
+
+class _ReaderSlots:
+    display_email = unsafe_slot("display_email")
+
+
+class _ItemSlots:
+    def __init__(self, position: int) -> None:
+        self.html = slot(f"item{position}")
+        self.text = unsafe_slot(f"item{position}")
+
+
+def digest_frame(template: str, *, period: date, count: int) -> Slotted:
+    """The digest's `template` (subject, text or HTML body) for this day and number of papers,
+    rendered once, with slots for the reader's parts and for each entry."""
+    key = (template, period, count, settings.SITE_URL)
+    frame = _frames.get(key)
+    if frame is None:
+        if len(_frames) >= 1000:
+            _frames.clear()
+        context = {name: unsafe_slot(name) for name in _FRAME_SLOTS}
+        context.update(
+            subscriber=_ReaderSlots(),
+            items=[_ItemSlots(position) for position in range(count)],
+            count=count,
+            period=period,
+        )
+        frame = _frames[key] = Slotted.parse(get_template(template).render(context))
+    return frame
+
+
+def render_digest(
     subscriber: Subscriber,
     matches: Sequence[Match],
     *,
     period: date,
     papers: Mapping[int, Paper],
-) -> dict:
+) -> tuple[str, str, str]:
+    """Subject, text and HTML: the shared blocks and frames joined around the reader's parts."""
     blocks = [(paper_block(papers[m.paper_id]), m) for m in matches if m.paper_id in papers]
-    items = [reader_item(subscriber, digest_item(block, match)) for block, match in blocks]
-    topics = subscriber.topic_lines
+    frame_values: dict[str, str] = {}
+    text_values: dict[str, str] = {}
+    for position, (block, match) in enumerate(blocks):
+        html_entry, text_entry = entry_frames(block, pinned=match.pinned)
+        values = reader_links(subscriber, block.paper_id)
+        values["why"] = match.why
+        values["excerpt_html"] = _highlighted(block.excerpt_html, match.matched_terms)
+        frame_values[f"item{position}"] = html_entry.fill(values)
+        text_values[f"item{position}"] = text_entry.fill(values)
     top = blocks[0][0].title if blocks else ""
-    more = len(items) - 1
-    preheader = f"{top}" + (f", and {more} more for you." if more > 0 else ".")
-    return {
-        "subscriber": subscriber,
-        "items": items,
-        "count": len(items),
+    more = len(blocks) - 1
+    reader_values = {
+        "preheader": f"{top}" + (f", and {more} more for you." if more > 0 else "."),
         "top_title": top,
-        "preheader": preheader,
-        "period": period,
-        "topics": ", ".join(topics),
+        "topics": ", ".join(subscriber.topic_lines),
         "schedule": _schedule_text(subscriber),
         "archive_url": archive_url(subscriber, period),
         "preferences_url": links.preferences_url(subscriber),
         "unsubscribe_url": links.unsubscribe_url(subscriber),
         "site_url": settings.SITE_URL,
+        "display_email": subscriber.display_email,
     }
-
-
-def render_digest(context: dict) -> tuple[str, str, str]:
-    subject = fit_subject(get_template("emails/digest-subject.txt").render(context))
-    text = get_template("emails/digest-body.txt").render(context)
-    html = get_template("emails/digest-body.html").render(context)
-    return subject, text, html
+    frame_values.update(reader_values)
+    text_values.update(reader_values)
+    count = len(blocks)
+    subject = digest_frame("emails/digest-subject.txt", period=period, count=count)
+    text = digest_frame("emails/digest-body.txt", period=period, count=count)
+    html = digest_frame("emails/digest-body.html", period=period, count=count)
+    return fit_subject(subject.fill(reader_values)), text.fill(text_values), html.fill(frame_values)
 
 
 def _load_papers(matches: Sequence[Match]) -> dict[int, Paper]:
@@ -290,13 +317,12 @@ def compose_digest(
 ) -> EmailMultiAlternatives:
     """The digest email for `matches` (best first); `papers` by id saves a query when the caller
     has them already."""
-    context = digest_context(
+    subject, text, html = render_digest(
         subscriber,
         matches,
         period=period,
         papers=_load_papers(matches) if papers is None else papers,
     )
-    subject, text, html = render_digest(context)
     headers = digest_headers(subscriber)
     if message_id:
         headers["Message-ID"] = message_id

@@ -1,12 +1,13 @@
 """A delivery as an email: its digest loaded in a few queries, composed, and serialized once."""
 
-import functools
+import binascii
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.policy import Compat32
 
-from django.core.mail.message import EmailMessage
+from django.core.mail.message import EmailAlternative, EmailMessage
 
 from digest.delivery.composing import compose_digest, list_id_domain
 from digest.matching import Match
@@ -88,13 +89,63 @@ def serialize_now(message: EmailMessage) -> None:
     """Build the MIME message and its bytes here, once: Django's SMTP backend asks for them
     (message().as_bytes(linesep="\\r\\n")) in the sender thread, which then only waits on the
     server instead of competing with composing for the interpreter."""
-    mime = message.message()
+    plain = message.body and not message.attachments  # a digest's shape; else Django's own
+    mime = _quoted_printable_mime(message) if plain else message.message()
     mime.policy = SHORT_HEADERS_AS_IS
     if mime.is_multipart():
         mime.set_boundary(fresh_boundary(message))
-    mime.as_bytes = functools.cache(mime.as_bytes)
-    mime.as_bytes(linesep="\r\n")
+    generate = mime.as_bytes
+    wire = _wire_bytes(mime) if plain else generate(linesep="\r\n")
+
+    def as_bytes(unixfrom: bool = False, linesep: str = "\n") -> bytes:
+        return wire if linesep == "\r\n" and not unixfrom else generate(unixfrom, linesep)
+
+    mime.as_bytes = as_bytes
     message.message = lambda: mime
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _wire_bytes(mime) -> bytes:
+    """What mime.as_bytes(linesep="\\r\\n") returns, in a tenth of the time: the generator
+    writes the headers and boundaries around a marker per part, and each part's encoded body
+    (ASCII) goes in its marker's place with its line breaks made CRLF, as the generator would,
+    instead of being written line by line."""
+    parts = mime.get_payload() if mime.is_multipart() else [mime]
+    bodies = [part.get_payload() for part in parts]
+    markers = [f"=={secrets.token_hex(16)}==" for _ in parts]
+    for part, marker in zip(parts, markers, strict=True):
+        part.set_payload(marker)
+    try:
+        skeleton = mime.as_bytes(linesep="\r\n")
+    finally:
+        for part, body in zip(parts, bodies, strict=True):
+            part.set_payload(body)
+    for marker, body in zip(markers, bodies, strict=True):
+        skeleton = skeleton.replace(marker.encode(), "\r\n".join(_LINE_BREAK.split(body)).encode())
+    return skeleton
+
+
+def _quoted_printable_mime(message: EmailMessage):
+    """The message as Django builds it, with each text part quoted-printable encoded by binascii
+    (C) instead of the standard library's pure-Python encoder, which costs half of serializing a
+    digest. Django builds the headers and the structure around placeholder bodies."""
+    texts = [message.body, *(alternative.content for alternative in message.alternatives)]
+    body, alternatives = message.body, message.alternatives
+    message.body = " "  # not empty: Django leaves an empty body's part out
+    message.alternatives = [EmailAlternative(" ", alt.mimetype) for alt in alternatives]
+    try:
+        mime = message.message()
+    finally:
+        message.body, message.alternatives = body, alternatives
+    parts = mime.get_payload() if mime.is_multipart() else [mime]
+    for part, text in zip(parts, texts, strict=True):
+        encoded = binascii.b2a_qp(text.encode("utf-8", "surrogateescape"))
+        del part["Content-Transfer-Encoding"]
+        part["Content-Transfer-Encoding"] = "quoted-printable"
+        part.set_payload(encoded.decode("ascii"))
+    return mime
 
 
 class ShortHeadersAsIs(Compat32):

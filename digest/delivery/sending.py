@@ -2,10 +2,11 @@
 
 Guarantee: exactly one delivery row per subscriber and period, marked sent at most once (see
 claims). The handoff to the ESP is at-least-once: only if a worker dies (or is paused past the
-claim timeout, or its clock jumps past it) after handing a message over and before the "sent"
-UPDATE commits (a window of one round trip) is that message handed over again, with the same
-Message-ID, which mailbox providers use to drop the duplicate. Each claim is fenced: a worker whose
-claim was taken over hands over nothing more.
+claim timeout, or its clock jumps past it) after the ESP accepted messages and before the "sent"
+UPDATE commits (a window of one chunk, or DIGEST_MARK_SENT_EVERY messages: the price of one write
+per chunk instead of one commit per message) are they handed over again, with the same Message-ID,
+which mailbox providers use to drop the duplicate. Each claim is fenced: a worker whose claim was
+taken over hands over nothing more.
 """
 
 import logging
@@ -23,8 +24,10 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import EmailMessage
 from django.utils import timezone
 
-from digest.delivery.claims import Fence, claim, new_token, record_accepted, release
+from digest.delivery import send_rate
+from digest.delivery.claims import Fence, claim, new_token, release
 from digest.delivery.messages import compose, load_digests, serialize_now
+from digest.delivery.outcomes import Sent, mark_sent
 from digest.delivery.planning import failure_reason
 from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
 from digest.models import DeliveredPaper, Delivery
@@ -60,9 +63,14 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
 
     While the server answers for one message the next one is composed: a sender thread (no
     database) hands each message over, and this thread records the outcome before handing over
-    the next, so at most one message at a time is accepted but not yet marked sent. Right before
-    each handover the fence checks that the claim is still ours (and keeps it alive)."""
+    the next. Right before each handover the fence checks that the claim is still ours (and keeps
+    it alive). The deliveries the ESP accepted are marked sent together, in one UPDATE at the end
+    of the chunk, or every DIGEST_MARK_SENT_EVERY messages (see _record_sent)."""
     connection = connection or get_connection()
+    from digest.delivery import batches  # builds on this module
+
+    if batches.batch_size(connection):
+        return batches.send_batched(delivery_ids, connection)
     token = new_token()
     now = timezone.now()
     claimed = claim(delivery_ids, now, token)
@@ -70,6 +78,7 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
     digests = load_digests(claimed)
     handed_over: set[int] = set()
+    sent: list[Sent] = []
     try:
         with ThreadPoolExecutor(max_workers=1) as sender:
             connection.open()
@@ -99,18 +108,22 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     )
                     continue
                 if in_flight:
-                    results[in_flight[0].pk] = _settle(*in_flight, token=token)
+                    results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
                     if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
                         _reconnect(connection)  # a broken connection must not fail the rest
                     in_flight = None
+                    if len(sent) >= (settings.DIGEST_MARK_SENT_EVERY or len(delivery_ids)):
+                        _record_sent(sent, token)
+                        sent.clear()
                 if not fence.still_ours(delivery.pk, timezone.now()):
                     logger.warning("delivery %s was taken over before it was sent", delivery.pk)
                     results[delivery.pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
                     continue
+                send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
                 handed_over.add(delivery.pk)
                 in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
             if in_flight:
-                results[in_flight[0].pk] = _settle(*in_flight, token=token)
+                results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
     except Exception as error:
         # The connection could not be (re)opened: what was not handed over is tried later.
         for digest in digests.values():
@@ -120,6 +133,7 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
             raise
     finally:
         connection.close()
+        _record_sent(sent, token)
     return results
 
 
@@ -128,24 +142,31 @@ def _reconnect(connection) -> None:
     connection.open()
 
 
-def _settle(delivery: Delivery, message: EmailMessage, handover, *, token: str) -> SendResult:
-    """Wait for the server's answer on a message; mark it sent or record the error."""
+def _settle(
+    delivery: Delivery, message: EmailMessage, handover, *, token: str, sent: list[Sent]
+) -> SendResult:
+    """Wait for the server's answer on a message; note it for marking sent, or record the error."""
     try:
         handover.result()
     except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
         return _record_failure(delivery, token, error)
     esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
-    if not record_accepted(
-        delivery,
-        token,
-        status=Delivery.Status.SENT,
-        sent_at=timezone.now(),
-        message_id=message.extra_headers["Message-ID"],
-        esp_message_id="" if esp_id is None else str(esp_id)[:255],
-        error="",
-    ):
-        logger.warning("delivery %s was taken over while it was being sent", delivery.pk)
+    sent.append(
+        Sent(
+            delivery.pk,
+            sent_at=timezone.now(),
+            message_id=message.extra_headers["Message-ID"],
+            esp_message_id="" if esp_id is None else str(esp_id)[:255],
+        )
+    )
     return SendResult(Outcome.SENT)
+
+
+def _record_sent(sent: list[Sent], token: str) -> None:
+    """One UPDATE for the chunk. A worker killed before it runs leaves these claimed: they are
+    sent again after DIGEST_CLAIM_TIMEOUT_SECONDS, with the same Message-ID."""
+    for delivery_id in mark_sent(sent, token).taken_over:
+        logger.warning("delivery %s was taken over while it was being sent", delivery_id)
 
 
 def _put_back(delivery: Delivery, token: str, error: Exception) -> SendResult:

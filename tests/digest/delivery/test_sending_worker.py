@@ -216,9 +216,12 @@ def test_flaky_esp_and_killed_worker_hand_over_again_only_what_may_have_been_acc
 ):
     """The guarantee with an ESP that cannot deduplicate: exactly one sent delivery each; a
     copy reaches the ESP again only when a kill lands between its acceptance and our commit, at
-    most one per pool process per kill, and always under the reader's one Message-ID."""
+    most one per pool process per kill with each message marked sent on its own
+    (DIGEST_MARK_SENT_EVERY=1; by default a chunk's marks are one write, and a kill may hand over
+    a chunk's accepted messages again), and always under the reader's one Message-ID."""
     readers = make_readers()
     worker = celery_worker_process
+    worker.env["DIGEST_MARK_SENT_EVERY"] = "1"
     start_worker_on(worker, fake_esp)
     plan_and_send.delay()
 

@@ -1,0 +1,191 @@
+"""A whole day on one machine: ingest a 2,000-paper dump, rank and plan a digest for every reader,
+then compose and send them all through 2 real Celery workers to a local SMTP sink.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/day.py [--readers 100000]
+
+The database is a fresh `scale_day_bench` (or $BENCH_DATABASE) on that server, dropped
+afterwards; the broker's queue is purged first. Prints each stage's wall time, the digests/s
+of the send stage, and the peak memory (max RSS) of this process, of each worker process and
+of the sink. Creating the readers is set-up, not part of the day. Target: the day under 10
+minutes for 100,000 readers, no process above 1.5 GB.
+"""
+
+import argparse
+import multiprocessing
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from ingest import WORDS, write_dump
+from scratch_database import scratch_database
+from smtp import free_port, serve_smtp
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PAPERS = 2_000
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water mark of resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            children.append(int(status.parent.name))
+    return [pid] + [grandchild for child in children for grandchild in process_tree(child)]
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            f"--hostname=day-{uuid.uuid4().hex[:8]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--readers", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("bench/day.py needs DATABASE_URL pointing at PostgreSQL")
+    if not os.environ.get("CELERY_BROKER_URL", "").startswith("redis"):
+        sys.exit("bench/day.py needs CELERY_BROKER_URL pointing at Redis")
+    port = free_port()
+    received, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
+    sink = multiprocessing.Process(target=serve_smtp, args=(port, received, ready), daemon=True)
+    sink.start()
+    ready.wait(10)
+    os.environ.update(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
+        DEBUG="0",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    try:
+        with scratch_database(os.environ.get("BENCH_DATABASE", "scale_day_bench")) as tmp:
+            run_day(options, tmp, received, sink.pid)
+    finally:
+        sink.terminate()
+
+
+def run_day(options, tmp: Path, received, sink_pid: int) -> None:
+    sys.path.insert(0, str(PROJECT_DIR))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from config.celery import app
+    from digest import tasks
+    from digest.delivery import planning
+    from digest.ingest import ingest
+    from digest.models import Delivery
+    from subscriptions.models import Subscriber
+
+    call_command("migrate", verbosity=0)
+    app.control.purge()
+    dump = tmp / "dump.txt"
+    write_dump(dump, PAPERS)
+    rng = random.Random(7)
+    Subscriber.objects.bulk_create(
+        (
+            Subscriber(
+                email=f"reader{n}@example.com",
+                topics="\n".join(
+                    " ".join(rng.sample(WORDS, rng.randint(1, 2))) for _ in range(rng.randint(1, 3))
+                ),
+                status=Subscriber.Status.ACTIVE,
+                send_hour=0,
+            )
+            for n in range(options.readers)
+        ),
+        batch_size=5_000,
+    )
+    stages: list[tuple[str, float, str]] = []
+
+    started = time.perf_counter()
+    run = ingest(str(dump))
+    stages.append(("ingest", time.perf_counter() - started, f"{run.created:,} papers"))
+
+    started = time.perf_counter()
+    digest_run = planning.plan_deliveries(timezone.now())
+    ids = planning.queue_run(digest_run)
+    stages.append(("rank + plan", time.perf_counter() - started, f"{len(ids):,} digests planned"))
+
+    workers = [start_worker(dict(os.environ)) for _ in range(options.workers)]
+    try:
+        started = time.perf_counter()
+        tasks.queue_sends(ids)
+        done = 0
+        while done < len(ids):
+            time.sleep(2)
+            done = Delivery.objects.exclude(status__in=["planned", "sending"]).count()
+        seconds = time.perf_counter() - started
+        sent = Delivery.objects.filter(status="sent").count()
+        stages.append(
+            (
+                "compose + send",
+                seconds,
+                f"{sent:,} sent, {sent / seconds:,.0f} digests/s; the sink received "
+                f"{received.value:,}",
+            )
+        )
+        worker_peaks = [
+            max(peak_rss_mb(pid) for pid in process_tree(worker.pid)) for worker in workers
+        ]
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+    print(f"A day for {options.readers:,} readers ({connection.vendor}, {len(workers)} workers):")
+    for name, seconds, note in stages:
+        print(f"  {name:<15} {seconds:8.1f} s   {note}")
+    print(f"  {'the day':<15} {sum(s for _, s, _ in stages):8.1f} s")
+    print(
+        f"peak memory: this process (ingest, rank, plan) "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; workers "
+        + ", ".join(f"{peak:,.0f} MB" for peak in worker_peaks)
+        + f"; SMTP sink {peak_rss_mb(sink_pid):,.0f} MB"
+    )
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()
