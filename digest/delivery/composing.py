@@ -26,6 +26,7 @@ from digest.delivery.archive import archive_url
 from digest.delivery.periods import subscriber_zone
 from digest.delivery.slotted import Slotted, slot, unsafe_slot
 from digest.feedback import ratings
+from digest.ingest.latex import readable_latex, readable_latex_html
 from digest.matching import Match, select_papers
 from digest.models import Delivery, Paper
 from subscriptions import links
@@ -147,7 +148,9 @@ def entry_frames(block: PaperBlock, *, pinned: bool) -> tuple[Slotted, Slotted]:
     if frames is None:
         context = {
             "block": block,
-            "excerpt_html": slot("excerpt_html"),
+            # Through |readable_latex_html: a slot name without LaTeX marks ("_") passes it as it
+            # is, and render_digest fills in the excerpt already made readable.
+            "excerpt_html": slot("excerpt"),
             "why": unsafe_slot("why"),
             "pinned": pinned,
             "more_url": unsafe_slot("more_url"),
@@ -188,8 +191,9 @@ def _highlighter(terms: tuple[str, ...]) -> re.Pattern | None:
 
 
 @lru_cache(maxsize=BLOCK_CACHE_SIZE)
-def _highlighted(escaped_text: str, terms: tuple[str, ...]) -> SafeString:
-    return highlight(escaped_text, terms)
+def _readable_highlighted(escaped_text: str, terms: tuple[str, ...]) -> str:
+    """The excerpt as the item template's |readable_latex_html shows it, highlighted."""
+    return readable_latex_html(highlight(escaped_text, terms))
 
 
 def highlight(escaped_text: str, terms: Sequence[str]) -> SafeString:
@@ -222,16 +226,19 @@ def _schedule_text(subscriber: Subscriber) -> str:
     return f"every day at {hour}"
 
 
-_FRAME_SLOTS = (
-    "preheader",
-    "top_title",
-    "topics",
-    "schedule",
-    "archive_url",
-    "preferences_url",
-    "unsubscribe_url",
-    "site_url",
-)
+# Each context variable of the digest's frames and the slot it renders as. The frames show
+# preheader and top_title through |readable_latex: their slot names hold no LaTeX marks ("_"), so
+# the filter passes them as they are, and render_digest fills in values made readable already.
+_FRAME_SLOTS = {
+    "preheader": "preheader",
+    "top_title": "toptitle",
+    "topics": "topics",
+    "schedule": "schedule",
+    "archive_url": "archive_url",
+    "preferences_url": "preferences_url",
+    "unsubscribe_url": "unsubscribe_url",
+    "site_url": "site_url",
+}
 
 
 class _ReaderSlots:
@@ -252,7 +259,7 @@ def digest_frame(template: str, *, period: date, count: int) -> Slotted:
     if frame is None:
         if len(_frames) >= 1000:
             _frames.clear()
-        context = {name: unsafe_slot(name) for name in _FRAME_SLOTS}
+        context = {name: unsafe_slot(slot_name) for name, slot_name in _FRAME_SLOTS.items()}
         context.update(
             subscriber=_ReaderSlots(),
             items=[_ItemSlots(position) for position in range(count)],
@@ -278,14 +285,16 @@ def render_digest(
         html_entry, text_entry = entry_frames(block, pinned=match.pinned)
         values = reader_links(subscriber, block.paper_id)
         values["why"] = match.why
-        values["excerpt_html"] = _highlighted(block.excerpt_html, match.matched_terms)
+        values["excerpt"] = _readable_highlighted(block.excerpt_html, match.matched_terms)
         frame_values[f"item{position}"] = html_entry.fill(values)
         text_values[f"item{position}"] = text_entry.fill(values)
     top = blocks[0][0].title if blocks else ""
     more = len(blocks) - 1
     reader_values = {
-        "preheader": f"{top}" + (f", and {more} more for you." if more > 0 else "."),
-        "top_title": top,
+        "preheader": readable_latex(
+            f"{top}" + (f", and {more} more for you." if more > 0 else ".")
+        ),
+        "toptitle": readable_latex(top),
         "topics": ", ".join(subscriber.topic_lines),
         "schedule": _schedule_text(subscriber),
         "archive_url": archive_url(subscriber, period),

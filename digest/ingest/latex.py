@@ -69,5 +69,6 @@ def readable_latex_html(escaped_html: str) -> str:
     matched words in <mark>), escaped again."""
     parts = HTML_TAG.split(escaped_html)
     for index in range(0, len(parts), 2):  # even parts are text, odd ones tags
-        parts[index] = html.escape(readable_latex(html.unescape(parts[index])), quote=False)
+        if not LATEX_MARKS.isdisjoint(parts[index]):  # else kept as it came, escaped already
+            parts[index] = html.escape(readable_latex(html.unescape(parts[index])), quote=False)
     return "".join(parts)
