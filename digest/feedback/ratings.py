@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core import signing
@@ -73,28 +72,12 @@ def rate_path(paper_id: int, direction: str, token: str) -> str:
 
 
 def entry_links(paper_id: int, token: str) -> dict[str, str]:
-    """A digest entry's links for the reader of `token` (or for a token_slot)."""
+    """A digest entry's links for the reader of `token`."""
     return {
         "paper_url": absolute_url(paper_page_path(paper_id, token)),
         "more_url": absolute_url(rate_path(paper_id, "more", token)),
         "less_url": absolute_url(rate_path(paper_id, "less", token)),
     }
-
-
-def token_slot(*texts: str) -> str:
-    """What stands for the reader's token in an entry rendered once for every reader who got the
-    paper: the rendering is split at it and joined with each reader's token (for_reader). It is
-    drawn at random for each rendering, so no paper or topic can be written to hold it; and it is
-    checked against the texts going into that rendering all the same."""
-    while True:
-        slot = secrets.token_hex(16)
-        if not any(slot in text for text in texts):
-            return slot
-
-
-def for_reader(parts: Sequence[str], token: str) -> str:
-    """An entry rendered once and split at its token slot, completed with a reader's token."""
-    return token.join(parts)
 
 
 def rate(
