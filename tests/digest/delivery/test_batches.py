@@ -134,3 +134,25 @@ def test_a_partial_failure_retries_only_the_recipients_that_failed(postmark):
         "busy@example.com": "sent",
         "alan@example.com": "sent",
     }
+
+
+def test_a_batch_hands_over_only_claims_still_ours_and_marks_what_the_esp_accepted(postmark):
+    connection = get_connection()
+    send = connection.send_messages
+
+    def send_then_lose_the_claims(messages) -> int:
+        accepted = send(messages)
+        if len(PostmarkStub.calls) == 1:  # another worker takes every claim still being sent
+            Delivery.objects.filter(status=Delivery.Status.SENDING).update(claim_token="another")
+        return accepted
+
+    connection.send_messages = send_then_lose_the_claims
+    results = sending.send_deliveries(postmark, connection=connection)
+
+    first_call = {message["To"].split("@")[0] for message in PostmarkStub.calls[0]}
+    assert len(PostmarkStub.calls) == 1 and len(first_call) == 2
+    rows = by_reader()
+    assert {name for name, row in rows.items() if row.status == Delivery.Status.SENT} == first_call
+    assert {rows[name].pk for name in set(READERS) - first_call} == {
+        pk for pk, result in results.items() if result.outcome == Outcome.NOT_CLAIMED
+    }

@@ -12,7 +12,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 from django.utils import timezone
 
-from digest.delivery import planning, sending
+from digest.delivery import claims, planning, sending
 from digest.delivery.sending import Outcome
 from digest.models import Delivery
 from tests.digest.delivery.delivery_records import NOW, make_subscriber
@@ -95,11 +95,17 @@ def test_a_clock_jump_past_the_timeout_lets_no_other_worker_send_a_digest_again(
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 30
 
 
-def test_a_worker_whose_claim_was_taken_over_hands_nothing_more_to_the_esp(papers, clock, settings):
+@pytest.mark.parametrize(("mark_sent_every", "sent_twice"), [(1, 1), (0, 10)])
+def test_a_worker_whose_claim_was_taken_over_hands_nothing_more_to_the_esp(
+    papers, clock, settings, mark_sent_every, sent_twice
+):
     """The worst moment: the clock jumps and the other worker takes over while the first one's
-    10th message is with the ESP. That message goes twice, with one Message-ID (mailbox providers
-    drop the copy); the first worker hands over nothing after it."""
+    10th message is with the ESP. What the ESP accepted but was not yet marked sent goes twice,
+    each with one Message-ID (mailbox providers drop the copy): the message in flight when sent
+    marks are written every message, the chunk's 10 accepted so far when they are written once a
+    chunk (the default). The first worker hands over nothing after it."""
     settings.DIGEST_CLAIM_TIMEOUT_SECONDS = 60
+    settings.DIGEST_MARK_SENT_EVERY = mark_sent_every
     ids = plan_readers(30)
     log: list = []
 
@@ -113,8 +119,8 @@ def test_a_worker_whose_claim_was_taken_over_hands_nothing_more_to_the_esp(paper
 
     assert first.accepted == 10
     twice = [reader for reader, copies in copies_by_reader(log).items() if copies > 1]
-    assert len(twice) == 1 and len(copies_by_reader(log)) == 30
-    assert len({message_id for _, to, message_id in log if to == twice[0]}) == 1
+    assert len(twice) == sent_twice and len(copies_by_reader(log)) == 30
+    assert all(len({mid for _, to, mid in log if to == reader}) == 1 for reader in twice)
     assert sum(result.outcome == Outcome.NOT_CLAIMED for result in results.values()) == 20
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 30
 
@@ -139,3 +145,32 @@ def test_an_esp_slower_than_the_claim_timeout_keeps_its_claims_alive(papers, set
     }
     sent = Delivery.objects.filter(status=Delivery.Status.SENT)
     assert sent.count() == 10 and set(sent.values_list("attempts", flat=True)) == {1}
+
+
+def test_what_the_esp_accepted_is_marked_sent_though_another_worker_took_the_claim_over(
+    papers, clock, settings
+):
+    """The other worker takes the chunk over while its last message is with the ESP, before it
+    hands anything over itself: the chunk is marked sent by the first worker all the same, so the
+    other one, fenced by the sent rows, sends nothing."""
+    settings.DIGEST_CLAIM_TIMEOUT_SECONDS = 60
+    ids = plan_readers(5)
+    log: list = []
+    taken_over: list[set[int]] = []
+
+    def on_message(n: int) -> None:
+        if n == 5:
+            clock.offset += timedelta(seconds=120)
+            try:
+                taken_over.append(claims.claim(ids, timezone.now(), claims.new_token()))
+            finally:
+                connection.close()  # this thread's own connection
+
+    sending.send_deliveries(ids, connection=RecordingESP("first", log, on_message=on_message))
+    rival = sending.send_deliveries(ids, connection=RecordingESP("rival", log))
+
+    assert taken_over == [set(ids)]
+    sent = Delivery.objects.filter(status=Delivery.Status.SENT)
+    assert set(sent.values_list("message_id", flat=True)) == {mid for _, _, mid in log}
+    assert sent.count() == len(log) == 5
+    assert {result.outcome for result in rival.values()} == {Outcome.NOT_CLAIMED}
