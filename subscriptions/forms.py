@@ -2,6 +2,7 @@
 topics stores them the same way."""
 
 import functools
+import importlib.resources
 import zoneinfo
 from collections.abc import Iterable, Mapping
 
@@ -23,6 +24,8 @@ HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
 
 @functools.cache
 def time_zone_names() -> tuple[str, ...]:
+    """Every zone a reader may hold, aliases included (Asia/Calcutta, US/Eastern): what the
+    forms, the admin and imports accept, so a reader stored with an old name keeps it."""
     names = {
         name
         for name in zoneinfo.available_timezones()
@@ -32,18 +35,32 @@ def time_zone_names() -> tuple[str, ...]:
 
 
 @functools.cache
+def listed_time_zone_names() -> tuple[str, ...]:
+    """The zones the select lists: UTC and zone.tab's one current name per country's region
+    (Asia/Kolkata, not Asia/Calcutta), as pytz.common_timezones does, without pytz."""
+    zone_tab = importlib.resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text()
+    rows = (line.split("\t") for line in zone_tab.splitlines() if not line.startswith("#"))
+    accepted = set(time_zone_names())
+    return ("UTC", *sorted({row[2] for row in rows if len(row) > 2} & accepted))
+
+
+@functools.cache
 def _time_zone_options() -> str:
-    return "".join(
-        f'<option value="{escape(name)}">{escape(name.replace("_", " "))}</option>'
-        for name in time_zone_names()
-    )
+    return "".join(_time_zone_option(name) for name in listed_time_zone_names())
+
+
+def _time_zone_option(name: str) -> str:
+    return f'<option value="{escape(name)}">{escape(name.replace("_", " "))}</option>'
 
 
 class TimeZoneSelect(forms.Select):
-    """~600 options: joined from one cached string instead of one template render per option."""
+    """~420 options: joined from one cached string instead of one template render per option.
+    A zone held but not listed (an alias) comes first, so saving the form keeps it."""
 
     def render(self, name, value, attrs=None, renderer=None) -> SafeString:
         options = _time_zone_options()
+        if value and value not in _listed_time_zone_set():
+            options = _time_zone_option(value) + options
         if value:
             marker = f'<option value="{escape(value)}">'
             options = options.replace(marker, marker[:-1] + " selected>", 1)
@@ -52,7 +69,7 @@ class TimeZoneSelect(forms.Select):
 
 
 class TimeZoneField(forms.CharField):
-    """A choice among the IANA zones, without ChoiceField's per-form deep copy of ~600 choices."""
+    """A choice among the IANA zones, without ChoiceField's per-form deep copy of the choices."""
 
     widget = TimeZoneSelect
     default_error_messages = {
@@ -67,6 +84,11 @@ class TimeZoneField(forms.CharField):
                 code="invalid_choice",
                 params={"value": value},
             )
+
+
+@functools.cache
+def _listed_time_zone_set() -> frozenset[str]:
+    return frozenset(listed_time_zone_names())
 
 
 @functools.cache

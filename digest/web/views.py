@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -20,6 +22,8 @@ from subscriptions import links, throttling
 from subscriptions.models import Subscriber
 
 PREVIEW_WINDOW_SECONDS = 60
+# what the digest template marks as meant for the inbox only, such as its own "View in browser"
+EMAIL_ONLY = re.compile(r"<!--email-only-->.*?<!--/email-only-->", re.DOTALL)
 
 
 def _allow_preview(request: HttpRequest) -> bool:
@@ -82,6 +86,7 @@ def archived_digest(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("No such digest") from error
     message = delivery_message(delivery)
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
+    html = EMAIL_ONLY.sub("", html)
     allow_inline_styles_of(request, html)  # an email's styles are inline, for email clients
     response = HttpResponse(html)
     response["X-Robots-Tag"] = "noindex"

@@ -1,5 +1,5 @@
 // "Weekly on" only matters for a weekly digest: show it only while Weekly is chosen. Without
-// this script the field stays, labelled "(weekly only)".
+// this script the page's CSS (:has) still hides it; the label keeps its "(weekly only)".
 (function () {
   "use strict";
   document.querySelectorAll("form").forEach(function (form) {
