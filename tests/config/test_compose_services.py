@@ -213,7 +213,9 @@ def test_web_service_serves_healthz_under_gunicorn(migrated, service_env):
     finally:
         web.stop()
 
-    assert answers[-1] == {"database": "ok", "cache": "ok", "broker": "ok"}
+    # No Celery worker runs here (/healthz says "degraded" for it); what it reaches is ok.
+    checks = {name: answers[-1][name] for name in ("database", "cache", "broker")}
+    assert checks == {"database": "ok", "cache": "ok", "broker": "ok"}
     assert "Booting worker" in "".join(web.log)
 
 
