@@ -26,7 +26,7 @@ from digest.delivery.archive import archive_url
 from digest.delivery.periods import subscriber_zone
 from digest.delivery.slotted import Slotted, slot, unsafe_slot
 from digest.feedback import ratings
-from digest.ingest.latex import readable_latex, readable_latex_html
+from digest.ingest.latex import LATEX_MARKS, readable_latex, readable_latex_html
 from digest.matching import Match, select_papers
 from digest.models import Delivery, Paper
 from subscriptions import links
@@ -193,7 +193,9 @@ def _highlighter(terms: tuple[str, ...]) -> re.Pattern | None:
 @lru_cache(maxsize=BLOCK_CACHE_SIZE)
 def _readable_highlighted(escaped_text: str, terms: tuple[str, ...]) -> str:
     """The excerpt as the item template's |readable_latex_html shows it, highlighted."""
-    return readable_latex_html(highlight(escaped_text, terms))
+    highlighted = highlight(escaped_text, terms)
+    # Without LaTeX marks (most excerpts) the filter gives back what it is given.
+    return highlighted if LATEX_MARKS.isdisjoint(escaped_text) else readable_latex_html(highlighted)
 
 
 def highlight(escaped_text: str, terms: Sequence[str]) -> SafeString:
