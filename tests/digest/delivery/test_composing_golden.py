@@ -126,6 +126,23 @@ def test_a_paper_text_that_looks_like_a_slot_is_shown_as_written():
     )
 
 
+def test_latex_in_titles_and_excerpts_reads_as_the_templates_filters_show_it():
+    papers = {
+        1: paper(1, r"$\alpha$-divergence for x^{2}", r"We bound $\beta$ in x^{2}. More.", [], 0),
+        2: paper(2, "Plain_title with ~ and $", r"No {LaTeX} here & <b>.", [], 0),
+    }
+    subscriber = reader(1, "ada@example.com", "divergence")
+    matches = [
+        Match(1, 1.0, False, "t", ("divergence", "bound"), "why"),
+        Match(2, 1.0, True, "t", ("title",), "why"),
+    ]
+    composed = composed_parts(subscriber, matches, papers, date(2026, 3, 2))
+
+    assert composed == reference_digest(subscriber, matches, period=date(2026, 3, 2), papers=papers)
+    assert "α-divergence for x²" in composed[0] and "α-divergence for x²" in composed[2]
+    assert "β" in composed[1] and "β" in composed[2]
+
+
 def test_the_whole_email_is_byte_for_byte_the_templates_email():
     subscriber = reader(3, "ada@example.com", "mixture of experts")
     papers = {1: paper(1, "Sparse Experts", "We route. It works.", ["Ada", "Alan"], 12)}
