@@ -49,7 +49,10 @@ def read_back(raw: bytes):
 
 @hypothesis_settings(max_examples=200, deadline=None)
 @given(
-    subject=st.text(st.characters(exclude_characters="\r\n"), max_size=80),
+    # A lone surrogate is no text (no email can carry it: Django's own message() raises).
+    subject=st.text(
+        st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=80
+    ),
     text=encodable,
     html=encodable,
 )
@@ -72,7 +75,10 @@ def test_long_lines_are_folded_for_the_wire():
 
 @hypothesis_settings(max_examples=100, deadline=None)
 @given(
-    subject=st.text(st.characters(exclude_characters="\r\n"), max_size=80),
+    # A lone surrogate is no text (no email can carry it: Django's own message() raises).
+    subject=st.text(
+        st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=80
+    ),
     text=encodable,
     html=encodable,
 )
