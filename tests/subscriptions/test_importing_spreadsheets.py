@@ -9,7 +9,7 @@ from django.core.management import call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from subscriptions.importing import ROW_START, read_rows
+from subscriptions.importing import ROW_START, read_rows, restore_cell
 from subscriptions.models import Subscriber
 from subscriptions.topics import split_topics
 from tests.unicode_text import any_text
@@ -127,7 +127,8 @@ def test_a_row_whatever_its_quoted_cell_holds_is_read_with_its_topics_or_rejecte
     for line, (email, cell) in starts.items():
         row = read.rows.get(email)
         if row is not None and row["line"] == line:
-            assert row["topics"] == "\n".join(split_topics(cell))
+            # A "'" before a formula sign or another "'" is the export's marker, dropped on import.
+            assert row["topics"] == "\n".join(split_topics(restore_cell(cell)))
         else:
             assert line in rejected or line in superseded
             if line in rejected and not starts_a_row_inside(cell, delimiter):
