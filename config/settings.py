@@ -206,7 +206,9 @@ LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO", "")
 DIGEST_SEND_CHUNK = int(os.environ.get("DIGEST_SEND_CHUNK", "50"))
 # Mark sent deliveries every N messages (0: once per chunk, one UPDATE). Smaller narrows what a
 # worker killed mid-chunk hands over again (with the same Message-ID), at one write per N.
-DIGEST_MARK_SENT_EVERY = int(os.environ.get("DIGEST_MARK_SENT_EVERY", "0"))
+# Mark deliveries sent every N accepted messages (0: once per chunk, the fastest). 1 keeps what a
+# killed worker hands over again to one message; larger values trade that for fewer writes.
+DIGEST_MARK_SENT_EVERY = int(os.environ.get("DIGEST_MARK_SENT_EVERY", "1"))
 DIGEST_MAX_ATTEMPTS = int(os.environ.get("DIGEST_MAX_ATTEMPTS", "8"))
 DIGEST_RETRY_BASE_SECONDS = float(os.environ.get("DIGEST_RETRY_BASE_SECONDS", "30"))
 DIGEST_RETRY_MAX_SECONDS = float(os.environ.get("DIGEST_RETRY_MAX_SECONDS", "3600"))

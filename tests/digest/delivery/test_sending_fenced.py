@@ -153,6 +153,7 @@ def test_what_the_esp_accepted_is_marked_sent_though_another_worker_took_the_cla
     """The other worker takes the chunk over while its last message is with the ESP, before it
     hands anything over itself: the chunk is marked sent by the first worker all the same, so the
     other one, fenced by the sent rows, sends nothing."""
+    settings.DIGEST_MARK_SENT_EVERY = 0  # the chunk marked sent in one write, at its end
     settings.DIGEST_CLAIM_TIMEOUT_SECONDS = 60
     ids = plan_readers(5)
     log: list = []
