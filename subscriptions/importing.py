@@ -120,6 +120,8 @@ def _number(text: str, low: int, high: int) -> int | None:
 def parse_row(raw_row: dict[str, str | None]) -> dict:
     """The subscriber fields of one CSV row; BadRow says what is wrong."""
     row = {name: restore_cell(value) for name, value in raw_row.items() if name is not None}
+    if unstorable := next((name for name, value in row.items() if "\x00" in value), None):
+        raise BadRow(f"the {unstorable} cell holds a NUL character, which no text field can keep")
     typed = (row.get("email") or "").strip()
     try:
         email = canonical_email(typed)

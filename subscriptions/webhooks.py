@@ -9,6 +9,7 @@ WEBHOOK_SECRET is set (it only warns), which would let anyone suppress any reade
 import contextvars
 import functools
 import logging
+import re
 from collections.abc import Callable
 
 from anymail.exceptions import AnymailError
@@ -32,6 +33,13 @@ REJECTIONS = {
     RejectReason.INVALID: Kind.HARD_BOUNCE,
     RejectReason.SPAM: Kind.COMPLAINT,
 }
+# What no text column can keep: PostgreSQL refuses NUL, and UTF-8 cannot carry a lone surrogate.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: object) -> str:
+    """ESP-sent text as the database can keep it, each unstorable character replaced."""
+    return UNSTORABLE.sub("\ufffd", str(text or ""))
 
 
 def classify(event: AnymailTrackingEvent) -> str | None:
@@ -138,9 +146,9 @@ def handle_tracking(sender, event: AnymailTrackingEvent, esp_name: str, **kwargs
 def record_tracking_event(event: AnymailTrackingEvent, esp_name: str) -> None:
     counts = _events_read.get([0, 0])
     counts[0] += 1
-    if not event.recipient:
-        counts[1] += 1
-        logger.warning("%s %s event names no recipient: ignored", esp_name, event.event_type)
+    if not event.recipient or UNSTORABLE.search(event.recipient):
+        counts[1] += 1  # no reader has an address with such characters
+        logger.warning("%s %s event names no usable recipient: ignored", esp_name, event.event_type)
         return
     if event.event_type == EventType.DELIVERED:
         consent.clear_soft_bounces(event.recipient)
@@ -152,7 +160,7 @@ def record_tracking_event(event: AnymailTrackingEvent, esp_name: str) -> None:
     if subscriber is None:
         logger.info("%s %s event for an address we do not know", esp_name, event.event_type)
         return
-    detail = event.description or event.mta_response or event.event_type
+    detail = storable(event.description or event.mta_response or event.event_type)
     if kind == Kind.UNSUBSCRIBE:
         consent.unsubscribe(subscriber, source=SuppressionEvent.Source.WEBHOOK, reason=detail)
         return
@@ -162,5 +170,5 @@ def record_tracking_event(event: AnymailTrackingEvent, esp_name: str) -> None:
         source=SuppressionEvent.Source.WEBHOOK,
         detail=detail,
         esp=esp_name,
-        message_id=event.message_id or "",
+        message_id=storable(event.message_id),
     )

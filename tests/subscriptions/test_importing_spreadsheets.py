@@ -50,6 +50,18 @@ def test_an_excel_file_with_a_bom_and_semicolons_is_read(tmp_path, capsys):
     assert err == ""
 
 
+def test_a_nul_character_rejects_its_row_and_the_rows_beside_it_are_imported(tmp_path, capsys):
+    content = "email,topics\nada@example.com,llms\x00 agents\ngrace@example.com,bandits\n"
+
+    out, err = run_import(tmp_path, content.encode(), capsys, "--allow-rejects")
+
+    assert ":2: the topics cell holds a NUL character, which no text field can keep" in err
+    assert list(Subscriber.objects.values_list("email", "topics")) == [
+        ("grace@example.com", "bandits")
+    ]
+    assert "Imported 1 new" in out
+
+
 def test_a_semicolon_file_with_too_many_cells_names_the_semicolon(tmp_path, capsys):
     content = "email;topics\nada@example.com;llms;agents\n"
 
@@ -133,7 +145,8 @@ def test_a_row_whatever_its_quoted_cell_holds_is_read_with_its_topics_or_rejecte
             assert line in rejected or line in superseded
             if line in rejected and not starts_a_row_inside(cell, delimiter):
                 topics = split_topics(cell)  # the reasons a well-quoted row is rejected for
-                assert not topics or len(topics) > 20 or len(cell) > csv.field_size_limit()
+                too_long = len(cell) > csv.field_size_limit()
+                assert not topics or len(topics) > 20 or too_long or "\x00" in cell
 
 
 def starts_a_row_inside(cell: str, delimiter: str) -> bool:
