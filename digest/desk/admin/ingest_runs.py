@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.celery import BROKER_DOWN
-from digest import tasks
+from digest.desk import signals
 from digest.desk.admin.read_only import ReadOnlyAdmin
 from digest.desk.dashboard import ingest_runs_for_lists
 from digest.models import IngestRun
@@ -64,7 +64,7 @@ class IngestRunAdmin(ReadOnlyAdmin):
         if not request.user.has_perm("digest.add_ingestrun"):
             raise PermissionDenied
         try:
-            tasks.ingest_sources.delay()
+            signals.ingest_requested.send(IngestRun)
         except BROKER_DOWN as error:
             self.message_user(
                 request,

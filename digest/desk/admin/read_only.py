@@ -5,8 +5,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from config.celery import BROKER_DOWN
-from digest import tasks
-from digest.desk import curation
+from digest.desk import curation, signals
 from digest.models import Delivery
 
 
@@ -36,7 +35,7 @@ class RetryFailedMixin:
         try:
             count = curation.retry_deliveries(ids)
             if count:
-                tasks.queue_sends(ids)
+                signals.resend_requested.send(Delivery, delivery_ids=ids)
         except BROKER_DOWN as error:
             # Reset to planned: the beat queues them again once the queue is back.
             self.message_user(
