@@ -114,6 +114,7 @@ ACTORS = {
     "moves across the date line": 17,
     "moves and goes weekly": 20,
     "rates papers": 14,
+    "floods the rating links": 24,
 }
 # New schedules on the preference page: (zone, send hour, frequency, weekday).
 MOVES = {
@@ -153,5 +154,7 @@ PLAN = [
     Step(22, timedelta(hours=9, minutes=10), "pause", "weekly, pauses"),
     Step(8, timedelta(hours=12, minutes=10), "rate from the email", "rates papers"),
     Step(15, EDIT_AT, "paste papers like these", "rates papers"),
+    Step(17, timedelta(hours=13, minutes=10), "flood the rating links", "floods the rating links"),
 ]
+RATING_FLOOD_LIMIT = 4  # the reader's ratings an hour during the flood
 HIDE_FRESH_DAY, MERGE_DAY, RELIST_HIDDEN_DAY = 5, 11, 7

@@ -22,6 +22,7 @@ from tests.simulation.cast import (
     MOVES,
     NEW_TOPICS,
     NEWCOMER,
+    RATING_FLOOD_LIMIT,
     START,
     Reader,
 )
@@ -223,11 +224,7 @@ class ReaderActions:
     def do_rate_from_the_email(self, who: str, now: datetime) -> None:
         """ "More like this" on the digest's first paper, "Less like this" on its second: the
         link opens a page with a button (a GET records nothing), the button records it."""
-        text = self.last_email(who).text
-        more = re.findall(r"^More like this: (\S+)$", text, re.MULTILINE)[0]
-        less = re.findall(r"^Less like this: (\S+)$", text, re.MULTILINE)[1]
-        for url in (more, less):
-            path = urlsplit(url).path
+        for path in self.rating_paths(who):
             before = Rating.objects.count()
             assert self.web.get(path).status_code == 200
             assert Rating.objects.count() == before
@@ -252,6 +249,36 @@ class ReaderActions:
         self.wait_for_profile(who)
         left = {match.paper_id for match in search_papers_for(Subscriber.objects.get(email=who))}
         assert not left & set(self.account.rated[who])
+
+    def do_flood_the_rating_links(self, who: str, now: datetime) -> None:
+        """A script posts the first paper's "More like this" again and again: past the limit it
+        gets 429 with Retry-After and nothing is recorded, and its digests go on (day checks)."""
+        more, less = self.rating_paths(who)
+        limit, self.settings.RATING_LIMIT_PER_READER = (
+            self.settings.RATING_LIMIT_PER_READER,
+            RATING_FLOOD_LIMIT,
+        )
+        try:
+            answers = [self.web.post(more).status_code for _ in range(RATING_FLOOD_LIMIT + 6)]
+            refused = self.web.post(less)
+        finally:
+            self.settings.RATING_LIMIT_PER_READER = limit
+        assert answers == [200] * RATING_FLOOD_LIMIT + [429] * 6
+        assert refused.status_code == 429 and refused["Retry-After"]
+        paper_id = int(re.match(r"/papers/(\d+)/", more)[1])
+        assert list(Rating.objects.filter(subscriber__email=who).values_list("paper", "value")) == [
+            (paper_id, Rating.Value.MORE)
+        ]
+        self.account.rated.setdefault(who, {})[paper_id] = now
+        self.wait_for_profile(who)
+
+    def rating_paths(self, who: str) -> tuple[str, str]:
+        """The paths of "More like this" on the last digest's first paper and "Less like this"
+        on its second."""
+        text = self.last_email(who).text
+        more = re.findall(r"^More like this: (\S+)$", text, re.MULTILINE)[0]
+        less = re.findall(r"^Less like this: (\S+)$", text, re.MULTILINE)[1]
+        return urlsplit(more).path, urlsplit(less).path
 
     def wait_for_profile(self, who: str) -> None:
         """The profile is learned from every rating off the request path: by the worker, or in
