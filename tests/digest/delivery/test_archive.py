@@ -3,37 +3,25 @@ test client: view in browser (digest/archive.py and its view), preferences, unsu
 List-Unsubscribe one-click endpoint."""
 
 import re
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
-from digest.delivery import rounds
-from digest.models import Delivery, Paper
+from digest.models import Delivery
 from subscriptions.models import Subscriber
-from tests.conftest import read_outbox
+from tests.digest.sent_digest import send_one_digest
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def digest_email(outbox, settings):
     settings.SITE_URL = "https://paperboy.example.org"
-    Paper.objects.create(
+    return send_one_digest(
+        outbox,
         title="Sparse <Mixture> of Experts",
-        title_key="sparse mixture of experts",
         abstract="We train a mixture of experts. It routes tokens.",
-        first_seen=NOW - timedelta(hours=2),
-        last_seen=NOW,
     )
-    Subscriber.objects.create(
-        email="ada@example.com", topics="mixture of experts", status=Subscriber.Status.ACTIVE
-    )
-    rounds.run_digest_round(NOW)
-    [email] = read_outbox(outbox)
-    return email
 
 
 def path_of(url: str) -> str:

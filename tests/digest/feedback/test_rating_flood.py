@@ -10,33 +10,13 @@ from django.utils import timezone
 
 from digest import tasks
 from digest.feedback import profiles, ratings
-from digest.ingest.records import title_key
 from digest.models import Paper, Rating, ReaderProfile
 from subscriptions import links
 from subscriptions.models import Subscriber, ThrottleWindow
 from tests.config.test_outage import free_port, redis_at  # noqa: F401 (a fixture)
+from tests.digest.feedback.rated_records import make_papers, make_reader
 
 pytestmark = pytest.mark.django_db
-
-
-def make_papers(count: int) -> list[Paper]:
-    now = timezone.now()
-    return [
-        Paper.objects.create(
-            title=f"Sparse experts, part {n}",
-            title_key=title_key(f"Sparse experts, part {n}"),
-            abstract="We route tokens to experts and measure the routing.",
-            first_seen=now - timedelta(hours=1),
-            last_seen=now,
-        )
-        for n in range(count)
-    ]
-
-
-def make_reader(email: str = "reader@example.com") -> Subscriber:
-    return Subscriber.objects.create(
-        email=email, topics="mixture of experts", status=Subscriber.Status.ACTIVE
-    )
 
 
 def rate_url(paper: Paper, reader: Subscriber, direction: str = "more") -> str:

@@ -3,21 +3,20 @@ reader's confirmation; through the real broker, a burst of ratings queues one re
 (config/settings.py CELERY_TASK_ROUTES, digest/tasks.py)."""
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import redis
 from django.test import Client
-from django.utils import timezone
 
 from config.celery import app as celery_app
 from digest import tasks
 from digest.feedback import ratings
-from digest.ingest.records import title_key
-from digest.models import Paper, Rating, ReaderProfile
+from digest.models import Rating, ReaderProfile
 from subscriptions import tasks as consent_tasks
 from subscriptions.models import Subscriber
 from tests.conftest import read_outbox
+from tests.digest.feedback.rated_records import make_papers, make_reader
 
 
 def queue_of(task) -> str:
@@ -34,25 +33,6 @@ def test_consent_emails_relearning_and_digests_each_have_their_queue():
         "consent",
         "feedback",
     }
-
-
-def make_papers(count: int) -> list[Paper]:
-    now = timezone.now()
-    return [
-        Paper.objects.create(
-            title=f"Routing tokens to experts, part {n}",
-            title_key=title_key(f"Routing tokens to experts, part {n}"),
-            abstract="We route tokens to experts and balance their load.",
-            first_seen=now - timedelta(hours=1),
-            last_seen=now,
-        )
-        for n in range(count)
-    ]
-
-
-def make_reader(email: str, **fields) -> Subscriber:
-    fields.setdefault("status", Subscriber.Status.ACTIVE)
-    return Subscriber.objects.create(email=email, topics="mixture of experts", **fields)
 
 
 @pytest.mark.services

@@ -1,37 +1,21 @@
 """The browser copy of a sent digest (/digest/<token>/) is the email without its inbox-only
 parts: the email's "View in browser" links point at the page itself."""
 
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
-from digest.delivery import rounds
-from digest.models import Paper
-from subscriptions.models import Subscriber
-from tests.conftest import read_outbox
+from tests.digest.sent_digest import send_one_digest
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def digest_email(outbox, settings):
     settings.SITE_URL = "https://paperboy.example.org"
-    Paper.objects.create(
-        title="Sparse Mixture of Experts",
-        title_key="sparse mixture of experts",
-        abstract="We train a mixture of experts.",
-        first_seen=NOW - timedelta(hours=2),
-        last_seen=NOW,
+    return send_one_digest(
+        outbox, title="Sparse Mixture of Experts", abstract="We train a mixture of experts."
     )
-    Subscriber.objects.create(
-        email="ada@example.com", topics="mixture of experts", status=Subscriber.Status.ACTIVE
-    )
-    rounds.run_digest_round(NOW)
-    [email] = read_outbox(outbox)
-    return email
 
 
 def archive_path(email) -> str:
