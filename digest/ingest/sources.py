@@ -237,7 +237,13 @@ class DecodedLines:
             line.add(pieces[-1])  # unfinished, or the line binary starts in (then lost)
             if found:
                 start, why = found
-                self.refusal = _not_text(chunk_offset + start, self.line_number + 1, why)
+                # The unfinished line's CRs end lines too (all but a last one, which may yet
+                # have been the first half of a CRLF).
+                pending = line.take()
+                line_ends = pending.count(b"\r") - pending.endswith(b"\r")
+                self.refusal = _not_text(
+                    chunk_offset + start, self.line_number + 1 + line_ends, why
+                )
                 return
             chunk_offset += len(chunk)
         if line.size:
