@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from digest.delivery.periods import digest_period
+from digest.ingest.bulk_insert import insert_rows
 from digest.matching import Match, select_papers
 from digest.models import DeliveredPaper, Delivery, DigestRun
 from subscriptions.models import Subscriber
@@ -65,22 +66,23 @@ def record_matches(
 ) -> None:
     """Store each delivery's papers ({subscriber id: delivery id}); one with nothing relevant is
     skipped, one whose ranking failed is failed with the reason."""
-    DeliveredPaper.objects.bulk_create(
-        [
-            DeliveredPaper(
-                delivery_id=delivery_id,
-                paper_id=match.paper_id,
-                position=position,
-                score=match.score,
-                pinned=match.pinned,
-                topic=match.topic[:500],
-                matched_terms=list(match.matched_terms),
-                why=match.why[:500],
+    insert_rows(
+        DeliveredPaper,
+        ["delivery_id", "paper_id", "position", "score", "pinned", "topic", "matched_terms", "why"],
+        (
+            (
+                delivery_id,
+                match.paper_id,
+                position,
+                match.score,
+                match.pinned,
+                match.topic[:500],
+                list(match.matched_terms),
+                match.why[:500],
             )
             for subscriber_id, delivery_id in deliveries.items()
             for position, match in enumerate(matches.get(subscriber_id, []), start=1)
-        ],
-        batch_size=2000,
+        ),
     )
     nothing = [
         delivery_id

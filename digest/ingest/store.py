@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Length
 
+from digest.ingest.bulk_insert import insert_instances
 from digest.ingest.merging import merge_record, new_paper
 from digest.ingest.records import PaperRecord
 from digest.models import Paper, PaperAlias
@@ -292,45 +293,9 @@ def _store_round(
             counts.updated += 1
         else:
             counts.unchanged += 1
-    _insert(new_papers)
+    if new_papers:
+        insert_instances(Paper, new_papers)
     counts.created = len(new_papers)
     for fields, papers in changed_by_fields.items():
         Paper.objects.bulk_update(papers, sorted(fields), batch_size=500)
     return counts
-
-
-_PREPARED_TYPES = {"JSONField", "DateField", "DateTimeField"}
-
-
-def _insert(papers: list[Paper]) -> None:
-    """A bulk insert without bulk_create's per-value SQL compilation, which was most of a first
-    ingest's time (bench/ingest.py): COPY on PostgreSQL, elsewhere one prepared INSERT run by
-    executemany."""
-    if not papers:
-        return
-    fields = [field for field in Paper._meta.concrete_fields if not field.primary_key]
-    # Strings, integers, booleans and None go to the driver as they are (what get_db_prep_save
-    # would return for them, at a fraction of the cost); JSON and dates need the field's hand.
-    preparing = [
-        (field.attname, field if field.get_internal_type() in _PREPARED_TYPES else None)
-        for field in fields
-    ]
-    rows = (
-        [
-            getattr(paper, name)
-            if field is None
-            else field.get_db_prep_save(getattr(paper, name), connection)
-            for name, field in preparing
-        ]
-        for paper in papers
-    )
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    table = connection.ops.quote_name(Paper._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            placeholders = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)

@@ -159,16 +159,16 @@ def test_a_dump_is_written_in_batches_as_it_is_read(tmp_path):
 def test_a_crash_mid_file_keeps_committed_batches_whole_and_marks_the_run_failed(
     tmp_path, monkeypatch
 ):
-    real_insert = store._insert
+    real_insert = store.insert_instances
     calls = []
 
-    def insert_then_crash_on_the_second_batch(papers):
+    def insert_then_crash_on_the_second_batch(model, papers):
         calls.append(len(papers))
-        real_insert(papers)  # written inside the batch's transaction
+        real_insert(model, papers)  # written inside the batch's transaction
         if len(calls) == 2:
             raise IntegrityError("disk on fire")
 
-    monkeypatch.setattr(store, "_insert", insert_then_crash_on_the_second_batch)
+    monkeypatch.setattr(store, "insert_instances", insert_then_crash_on_the_second_batch)
     run = ingest(write(tmp_path, dump(*(f"Paper {n}" for n in range(25)))), batch_size=10)
     assert run.status == IngestRun.Status.FAILED
     assert run.error == "IntegrityError: disk on fire"
@@ -213,7 +213,7 @@ def test_an_interrupted_run_is_marked_failed_not_left_running(tmp_path, monkeypa
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "_insert", interrupt)
+    monkeypatch.setattr(store, "insert_instances", interrupt)
     with pytest.raises(KeyboardInterrupt):
         ingest(write(tmp_path, dump("A Paper")))
     run = IngestRun.objects.get()
