@@ -1,5 +1,7 @@
-"""A whole day on one machine: ingest a 2,000-paper dump, rank and plan a digest for every reader,
-then compose and send them all through 2 real Celery workers to a local SMTP sink.
+"""A whole day on one machine: ingest a 2,000-paper dump, embed its papers (the semantic layer),
+rank and plan a digest for every reader (their topic lines are embedded there, as a first day
+after an import embeds them), then compose and send them all through 2 real Celery workers to a
+local SMTP sink.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/day.py [--readers 100000]
@@ -115,6 +117,7 @@ def run_day(options, tmp: Path, received, sink_pid: int) -> None:
     from digest import tasks
     from digest.delivery import planning
     from digest.ingest import ingest
+    from digest.matching import vectors
     from digest.models import Delivery
     from subscriptions.models import Subscriber
 
@@ -142,6 +145,16 @@ def run_day(options, tmp: Path, received, sink_pid: int) -> None:
     started = time.perf_counter()
     run = ingest(str(dump))
     stages.append(("ingest", time.perf_counter() - started, f"{run.created:,} papers"))
+
+    started = time.perf_counter()  # what the embed_papers task does after each ingest
+    embedded = vectors.embed_missing_papers()
+    stages.append(
+        (
+            "embed papers",
+            time.perf_counter() - started,
+            f"{embedded.embedded:,} papers" if embedded.available else "no model: words alone",
+        )
+    )
 
     started = time.perf_counter()
     digest_run = planning.plan_deliveries(timezone.now())
