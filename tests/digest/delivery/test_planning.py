@@ -40,6 +40,21 @@ def test_round_sends_one_digest_per_due_subscriber_and_records_its_papers(papers
     assert email["Message-ID"].strip() == delivery.message_id
 
 
+def test_a_planned_delivery_keeps_every_field_of_its_matches(papers):
+    ada = make_subscriber("ada@example.com", "mixture of experts\nquantization")
+    expected = planning.select_papers([ada], now=NOW)[ada.pk]
+
+    planning.plan_deliveries(NOW)
+
+    stored = DeliveredPaper.objects.filter(delivery__subscriber=ada).order_by("position")
+    fields = ["paper_id", "position", "score", "pinned", "topic", "matched_terms", "why"]
+    assert [[getattr(item, name) for name in fields] for item in stored] == [
+        [m.paper_id, n, m.score, m.pinned, m.topic, list(m.matched_terms), m.why]
+        for n, m in enumerate(expected, start=1)
+    ]
+    assert len(expected) >= 2
+
+
 def test_second_round_for_the_same_period_sends_nothing(papers, outbox):
     make_subscriber("ada@example.com")
     rounds.run_digest_round(NOW)
