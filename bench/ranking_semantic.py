@@ -4,7 +4,8 @@ papers say it in other words. Run through bench/ranking_quality.py --semantic [D
 
 Three readers: topic-only (the first digest on the typed topics); onboarding (the reader ticks
 the judged-relevant papers of the preview, the top 10 on their topics; the first digest, with
-the profile those ticks teach, is scored on the papers not shown); residual (the first digest
+the profile those ticks teach and, in the hybrid, their mean vector as one more line, as the
+service ranks them, is scored on the papers not shown); residual (the first digest
 rated, relevant up and the rest down; the second is scored on the papers not yet shown).
 Halves: bench/ranking_quality.split_halves over the 42 queries; the weight and floor are chosen
 on the tuning half only, and reported on both.
@@ -72,6 +73,7 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
 
     from digest.matching import Interest, PaperIndex, parse_topic_lines, rank, semantic_blend
     from digest.matching.profile import RatedPaper, idf_of
+    from digest.matching.semantic import unit_rows
 
     titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
     by_title = {p.title: i for i, p in enumerate(papers)}
@@ -93,14 +95,22 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
                 grades = {by_title[t]: g for t, g in item["grades"].items()}
                 topics, exclusions = parse_topic_lines(item["query"].replace(";", "\n").split("\n"))
 
-                def ranked(profile=None, sent=(), topics=topics, exclusions=exclusions):
-                    interest = Interest(topics, exclusions, 10, profile=profile)
+                def ranked(profile=None, sent=(), liked=(), topics=topics, exclusions=exclusions):
+                    # As digest.matching.selection does: the papers rated up join the reader's
+                    # lines as one more, the mean of their vectors (it counts only by meaning).
+                    lines, vectors = topics, common["topic_vectors"]
+                    if liked:
+                        line = semantic_blend.liked_line(1)
+                        lines = [*topics, line]
+                        mean = common["paper_vectors"][list(liked)].mean(axis=0, keepdims=True)
+                        vectors = {**vectors, line: unit_rows(mean)[0]}
+                    interest = Interest(lines, exclusions, 10, profile=profile)
                     return rank(
                         index,
                         [interest],
                         already_sent=([0] * len(sent), list(sent)),
                         semantic_weight=weight,
-                        **common,
+                        **{**common, "topic_vectors": vectors},
                     ).papers.tolist()
 
                 shown = ranked()
@@ -110,9 +120,10 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
                 rated = [
                     RatedPaper(titles[p], abstracts[p], 1 if grades.get(p) else -1) for p in shown
                 ]
+                liked = [p for p in shown if grades.get(p)]
                 for name, ratings in (("onboarding", ticked), ("residual", rated)):
                     profile = rocchio(ratings, collection, 1.0) if ratings else None
-                    second = ranked(profile, shown)
+                    second = ranked(profile, shown, liked)
                     scores[name].append(ndcg_at_10(second, left) if any(left.values()) else None)
         finally:
             semantic_blend.SEMANTIC_FLOOR = default
