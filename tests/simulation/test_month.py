@@ -8,9 +8,9 @@ zone on their preference page, unsubscribe in one click, bounce through the ESP'
 up (and come back) through the form and the confirmation link, and an editor hides, pins and
 merges papers in the admin, and a reader rates papers from a digest's links and pastes "Papers
 like these" on their preference page (a paper rated is never sent to them after), and a script
-floods one reader's rating link past the limit (429s, nothing recorded, the digests go on). Readers sit
-in 19 time zones (30- and 45-minute offsets, DST steps both ways, a 30-minute DST step on Lord
-Howe), daily and weekly.
+floods one reader's rating link past the limit (429s, nothing recorded, the digests go on).
+Readers sit in 19 time zones (30- and 45-minute offsets, DST steps both ways, a 30-minute DST
+step on Lord Howe), daily and weekly.
 
 The clock is Django's `timezone.now`, which every module reads; the planner is given the same
 moment. After each day the test checks, against its own account of who is due when, the rows
