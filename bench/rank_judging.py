@@ -6,25 +6,29 @@ candidate with its title and whole abstract, and no word of which system propose
 
 --from reads the queries (and their "why" rubric, printed above the pool) from a judged file,
 and prints the papers it grades beside the pool; --ungraded prints only the candidates of the
-pool that file does not grade yet. Read each candidate's
-title and whole abstract, then grade it in the file (3 = squarely on the interest, 2 =
-substantially about it, 1 = touches it; leave out the rest).
+pool that file does not grade yet. Read each candidate's title and whole abstract, then grade it
+in the file (3 = squarely on the interest, 2 = substantially about it, 1 = touches it; leave out
+the rest, which counts as 0). --counts counts the files' queries and grades.
 
 The pool, at depth 15 for every system: Paperboy's lexical ranking (threshold on), BM25 and
-TF-IDF (bench/ranking_quality.py), the shipped embedding model alone (cosine of the topic line's
-vector with each paper's, digest/matching/semantic.py), and the hybrid ranking
-(digest.matching.rank with those vectors) at every weight and floor bench/ranking_semantic.py
-tries, so no setting the bench may choose ranks an unjudged paper into its top 10 unseen.
+TF-IDF (bench/ranking_quality.py), the shipped embedding model alone (all-MiniLM-L6-v2 int8,
+digest/matching/semantic.py: cosine of the topic line's vector with each paper's), and the hybrid
+ranking (digest.matching.rank with those vectors) at every weight and floor
+bench/ranking_semantic.py tries, so the shipped model's topic-only ranking at any setting the
+bench may choose has its top 10 judged. The second rankings of its onboarding and residual readers (with a learned
+profile) are not pooled. About 25 candidates a query.
 
-How the judged set was judged (bench/judged_queries.json: 25 queries; and
-bench/judged_queries_other_words.json: 17 whose relevant papers say it in other words, each
-with the "why" rubric it was graded by). The grader was an AI agent (Claude), reading each
-candidate's title and whole abstract, blind to which system proposed it (the pool sorted by
-title, no scores). The 25 were first graded from the lexical pool (Paperboy, BM25, TF-IDF);
-the 17 from that pool with abstracts cut to their first 170-300 characters. Both were then
-completed from this pool: the 17 regraded in full from whole abstracts, after sharpening their
-rubrics; for the 25, every candidate the semantic systems added was graded from its whole
-abstract (the older grades kept unless clearly wrong). Counts: see `--counts`.
+How the judged set was judged. bench/judged_queries.json: 25 queries, first graded by an earlier
+session of the project from the lexical pool alone (Paperboy, BM25, TF-IDF). Then every candidate
+the semantic systems added to their pools was graded by an AI agent (Claude) reading its title
+and whole abstract, blind to which system proposed it (the pool sorted by title, no scores), by
+the standard each query's existing grades set; older grades were kept unless clearly wrong
+(two papers left out were given 2 and 1). bench/judged_queries_other_words.json: 17 queries whose
+relevant papers say it in other words, first graded from titles and the first 170-300
+characters of each abstract; then regraded in full by that agent from whole abstracts over this
+pool, blind the same way, each "why" rubric first rewritten as criteria per grade and then
+applied to every candidate. Counts: 42 queries, 487 graded pairs: 218 graded 3, 110 graded 2,
+159 graded 1 (the 25: 322 = 161 / 68 / 93; the 17: 165 = 57 / 42 / 66).
 """
 
 import argparse
