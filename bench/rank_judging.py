@@ -15,8 +15,8 @@ TF-IDF (bench/ranking_quality.py), the shipped embedding model alone (all-MiniLM
 digest/matching/semantic.py: cosine of the topic line's vector with each paper's), and the hybrid
 ranking (digest.matching.rank with those vectors) at every weight and floor
 bench/ranking_semantic.py tries, so the shipped model's topic-only ranking at any setting the
-bench may choose has its top 10 judged. The second rankings of its onboarding and residual readers (with a learned
-profile) are not pooled. About 25 candidates a query.
+bench may choose has its top 10 judged. The second rankings of its onboarding and residual
+readers (with a learned profile) are not pooled. About 25 candidates a query.
 
 How the judged set was judged. bench/judged_queries.json: 25 queries, first graded by an earlier
 session of the project from the lexical pool alone (Paperboy, BM25, TF-IDF). Then every candidate
