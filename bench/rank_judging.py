@@ -35,7 +35,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ranking_quality import (
@@ -51,7 +51,7 @@ POOL_DEPTH = 15
 OTHER_WORDS = JUDGED.parent / "judged_queries_other_words.json"
 
 
-def embedding_pool(papers, queries: Sequence[str]):
+def embedding_pool(papers: Sequence, queries: Sequence[str]) -> Callable[[str], set[int]]:
     """A function of a query giving the top POOL_DEPTH of the embedding model alone and of the
     hybrid ranking at every setting bench/ranking_semantic.py tries, merged."""
     from ranking_semantic import FLOORS, WEIGHTS, shipped_vectors
