@@ -61,3 +61,19 @@ def test_a_profile_learned_from_the_first_digest_lifts_the_next_one_on_the_held_
     _, _, held_out_after = ranking_quality.residual_means(queries, with_profile)
 
     assert held_out_after >= held_out_before + 0.10
+
+
+def test_every_judged_query_grades_sample_papers_from_1_to_3_and_says_why_in_other_words():
+    from rank_corpus import read_samples
+    from ranking_semantic import every_judged
+
+    titles = {paper.title for paper in read_samples()}
+    judged = every_judged()
+    other_words = [item for item in judged if item.get("other_words")]
+
+    assert len(judged) >= 40 and len(other_words) >= 15
+    for item in judged:
+        assert set(item["grades"]) <= titles, item["query"]
+        assert set(item["grades"].values()) <= {1, 2, 3}, item["query"]
+        assert 3 in item["grades"].values(), item["query"]
+    assert all(item["why"].strip() for item in other_words)
