@@ -40,7 +40,7 @@ def minilm_int8() -> tuple[Embed, Embed, list[str]]:
 
     here = Path(__file__).resolve().parent.parent / "digest" / "matching" / "models"
     tokenizer = Tokenizer.from_file(str(here / "all-MiniLM-L6-v2-tokenizer.json"))
-    tokenizer.enable_truncation(max_length=int(os.environ.get("MAX_TOKENS", "256")))
+    tokenizer.enable_truncation(max_length=int(os.environ.get("MAX_TOKENS", "128")))
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1

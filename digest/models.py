@@ -276,7 +276,9 @@ class PaperEmbedding(models.Model):
     paper = models.OneToOneField(
         Paper, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
     )
-    model = models.CharField(max_length=64, help_text="The sha256 of the model file.")
+    model = models.CharField(
+        max_length=64, help_text="Which model made it, reading how many tokens (vectors.model_key)."
+    )
     text_hash = models.CharField(max_length=64, help_text="sha256 of the text embedded.")
     vector = models.BinaryField(help_text="float32, unit length.")
     embedded_at = models.DateTimeField(auto_now=True)
@@ -289,7 +291,9 @@ class TopicEmbedding(models.Model):
     """One topic line's embedding, shared by every reader who typed that line."""
 
     text_hash = models.CharField(max_length=64, help_text="sha256 of the topic line.")
-    model = models.CharField(max_length=64, help_text="The sha256 of the model file.")
+    model = models.CharField(
+        max_length=64, help_text="Which model made it, reading how many tokens (vectors.model_key)."
+    )
     vector = models.BinaryField(help_text="float32, unit length.")
     embedded_at = models.DateTimeField(auto_now=True)
 

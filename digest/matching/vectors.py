@@ -16,6 +16,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from digest.matching import semantic
 from digest.matching.semantic import (
     DIMENSIONS,
     PINNED_MODEL_SHA256,
@@ -39,8 +40,10 @@ class EmbedCounts:
 
 
 def model_key() -> str:
-    """Which model makes vectors now: the sha256 its file is checked against."""
-    return str(settings.EMBEDDING_SHA256 or PINNED_MODEL_SHA256).lower()
+    """Which model makes vectors now, and how it reads: a sha256 of the model file's sha256 and
+    of the tokens it reads (semantic.MAX_TOKENS), so either change makes old vectors stale."""
+    model_sha256 = str(settings.EMBEDDING_SHA256 or PINNED_MODEL_SHA256).lower()
+    return hashlib.sha256(f"{model_sha256}:{semantic.MAX_TOKENS}".encode()).hexdigest()
 
 
 def text_hash(text: str) -> str:

@@ -64,6 +64,18 @@ def test_vectors_of_another_model_are_redone():
     assert stored()[paper.pk][0] == vectors.model_key()
 
 
+def test_vectors_of_the_same_model_reading_more_tokens_are_redone(monkeypatch):
+    paper = make_paper(*EXPERTS)
+    vectors.embed_missing_papers()
+    before = vectors.model_key()
+
+    monkeypatch.setattr(semantic, "MAX_TOKENS", semantic.MAX_TOKENS * 2)
+
+    assert vectors.model_key() != before
+    assert not vectors.load_paper_vectors([paper.pk]).any()
+    assert vectors.embed_missing_papers().embedded == 1
+
+
 def test_command_is_idempotent_and_all_redoes_everything():
     for i in range(3):
         make_paper(f"{EXPERTS[0]} {i}", EXPERTS[1])
