@@ -75,6 +75,16 @@ title = st.text(st.characters(categories=["L", "N"]), min_size=3, max_size=60).f
 )
 
 
+def as_the_reader_decodes(line: bytes) -> str:
+    """A line as DecodedLines decodes it: UTF-8, else Windows-1252, else Latin-1."""
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return line.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return line.decode("latin-1")
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     titles=st.lists(title, min_size=1, max_size=12, unique=True),
@@ -93,7 +103,7 @@ def test_records_before_binary_are_kept_and_nothing_after_it_is_read(titles, jun
     offset, line = (int(number.replace(",", "")) for number in where.groups())
     assert len(dump) <= offset <= len(dump) + junk.index(b"\x00")
     # Whole text lines of the junk before the binary are text, and may make records of their own.
-    text_before = junk[: offset - len(dump)].decode("utf-8", "replace")
+    text_before = "\n".join(map(as_the_reader_decodes, junk[: offset - len(dump)].split(b"\n")))
     assert {record.title for record in records[len(titles) :]} <= set(text_before.splitlines())
     # Lines are counted as the reader counts them: CRLF, CR or LF ends one (a CR at the very end
     # may yet be the first half of a CRLF, so it ends no line yet).
