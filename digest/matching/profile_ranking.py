@@ -144,14 +144,16 @@ class Profiles:
         row_of = np.full(b - a, -1, dtype=np.int64)
         rows = np.flatnonzero(self.centroid_of[a:b] >= 0)
         row_of[rows] = np.arange(len(rows))
-        cosines = (self.centroids[self.centroid_of[a + rows]] @ self.papers_t).tocsr()
+        # The block's centroids are consecutive rows: interests are numbered in the same order.
+        first = int(self.centroid_of[a + rows[0]]) if len(rows) else 0
+        cosines = (self.centroids[first : first + len(rows)] @ self.papers_t).tocsr()
         if cosines.nnz:
-            owners = np.repeat(rows, np.diff(cosines.indptr))
-            mine = best[owners, cosines.indices]
+            cells = np.repeat(rows * best.shape[1], np.diff(cosines.indptr)) + cosines.indices
+            mine = best.take(cells)
             # A paper no topic matched comes in on the profile alone from PROFILE_FLOOR.
             eligible = np.flatnonzero((mine > 0) | (cosines.data >= PROFILE_FLOOR))
             blended = mine[eligible] + PROFILE_WEIGHT * cosines.data[eligible]
-            best[owners[eligible], cosines.indices[eligible]] = np.maximum(blended, 0)
+            np.put(best, cells[eligible], np.maximum(blended, 0))
         self._sink_near_duplicates(best, a, b)
         return ProfilePart(row_of, cosines)
 
