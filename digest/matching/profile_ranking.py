@@ -22,6 +22,7 @@ PROFILE_FLOOR = 0.1
 NEAR_DUPLICATE = 0.6
 PROFILE_SHARE_EXPLAINED = 0.25  # "like X, which you rated up" from this share of the score
 REMEMBERED_CHUNK = 4096  # remembered papers compared with the day's papers together
+PAIR_CELLS = 4_000_000  # cells of one dense block of remembered papers × the day's papers
 
 
 @dataclass
@@ -199,13 +200,14 @@ class Profiles:
 def _pair_products(
     matrix: sparse.csr_matrix, rows: np.ndarray, other: sparse.csr_matrix, columns: np.ndarray
 ) -> np.ndarray:
-    """(matrix @ other)[rows[i], columns[i]] for each i, the product taken REMEMBERED_CHUNK rows
-    of `matrix` at a time."""
+    """(matrix @ other)[rows[i], columns[i]] for each i, the product taken for as many rows of
+    `matrix` at a time as make PAIR_CELLS cells."""
     values = np.zeros(len(rows), dtype=matrix.dtype)
-    chunk_of = rows // REMEMBERED_CHUNK
+    step = max(1, PAIR_CELLS // max(other.shape[1], 1))
+    chunk_of = rows // step
     for number in np.unique(chunk_of).tolist():
         pairs = np.flatnonzero(chunk_of == number)
-        start = number * REMEMBERED_CHUNK
-        block = (matrix[start : start + REMEMBERED_CHUNK] @ other).toarray()
+        start = number * step
+        block = (matrix[start : start + step] @ other).toarray()
         values[pairs] = block[rows[pairs] - start, columns[pairs]]
     return values

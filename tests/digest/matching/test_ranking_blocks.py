@@ -96,10 +96,10 @@ def test_profile_blend_equals_the_dense_blend(seed):
     assert np.array_equal(part.explains(picked_rows, picked, best[picked_rows, picked]), said)
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 4096])
-def test_pair_products_equal_the_whole_product(monkeypatch, chunk):
-    monkeypatch.setattr("digest.matching.profile_ranking.REMEMBERED_CHUNK", chunk)
-    rng = np.random.default_rng(chunk)
+@pytest.mark.parametrize("cells", [1, 45, 4_000_000])
+def test_pair_products_equal_the_whole_product(monkeypatch, cells):
+    monkeypatch.setattr("digest.matching.profile_ranking.PAIR_CELLS", cells)
+    rng = np.random.default_rng(cells)
     matrix = random_unit_rows(rng, 12, 20)
     other = random_unit_rows(rng, 15, 20).T.tocsr()
     rows, columns = rng.integers(0, 12, size=200), rng.integers(0, 15, size=200)
