@@ -309,9 +309,9 @@ def print_learners() -> None:
     tuning half."""
     from profile_learners import LEARNERS, STRENGTHS
 
-    from digest.matching import ranking
+    from digest.matching import profile_ranking
 
-    shipped = ranking.PROFILE_WEIGHT
+    shipped = profile_ranking.PROFILE_WEIGHT
     print("profile learners (residual collection; settings chosen on the tuning half):")
     print(f"  {'':<15} all    tune   held-out  C      weight")
     try:
@@ -319,7 +319,7 @@ def print_learners() -> None:
             tried = []
             for strength in STRENGTHS[name]:
                 for weight in PROFILE_WEIGHTS:
-                    ranking.PROFILE_WEIGHT = weight  # read by the ranking at each call
+                    profile_ranking.PROFILE_WEIGHT = weight  # read by the ranking at each call
                     queries, values = residual_collection(learn=learn, strength=strength)
                     tried.append((residual_means(queries, values), strength, weight))
             means, strength, weight = max(tried, key=lambda row: row[0][1])
@@ -329,7 +329,7 @@ def print_learners() -> None:
                 + f"     {strength:<6g} {weight:g}"
             )
     finally:
-        ranking.PROFILE_WEIGHT = shipped
+        profile_ranking.PROFILE_WEIGHT = shipped
 
 
 def main() -> None:

@@ -4,6 +4,7 @@
     paper_index   papers as sparse matrices, and the relevance of topic lines to them
     ranking       every interest's picks in one vectorized pass
     profile       the reader profile learned from their ratings, and how it scores papers
+    profile_ranking  the day's profiles in a ranking pass: centroids, remembered papers
     explanations  which topic and which of the paper's words matched, or which rated paper
     selection     the only part that reads the database: candidates, already sent, digests
 

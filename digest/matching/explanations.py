@@ -29,25 +29,32 @@ class Match:
 
 @dataclass(frozen=True)
 class _Field:
-    """A paper's title or abstract as explain() reads it: each token's stem and segment, and
-    where each stem occurs."""
+    """A paper's title or abstract as explain() reads it: its text, each token's stem, segment
+    and span, and where each stem occurs."""
 
+    text: str
     stems: list[str]
     segments: list[int]
+    starts: list[int]
+    ends: list[int]
     where: dict[str, list[int]]
 
 
 def _fields(index: PaperIndex, paper: int) -> tuple[_Field, ...]:
-    if paper not in index.positions:
-        fields = []
-        for tokens in index.tokens[paper]:
-            where: dict[str, list[int]] = {}
-            for i, token in enumerate(tokens):
-                where.setdefault(token[STEM], []).append(i)
+    fields = index.positions.get(paper)
+    if fields is None:
+        made = []
+        texts = (index.titles[paper], index.abstracts[paper])
+        for text, tokens in zip(texts, index.tokens[paper], strict=True):
             stems = [token[STEM] for token in tokens]
-            fields.append(_Field(stems, [token[SEGMENT] for token in tokens], where))
-        index.positions[paper] = tuple(fields)
-    return index.positions[paper]
+            where: dict[str, list[int]] = {}
+            for i, stem_ in enumerate(stems):
+                where.setdefault(stem_, []).append(i)
+            segments = [token[SEGMENT] for token in tokens]
+            starts, ends = [token[START] for token in tokens], [token[END] for token in tokens]
+            made.append(_Field(text, stems, segments, starts, ends, where))
+        fields = index.positions[paper] = tuple(made)
+    return fields
 
 
 def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...], bool]:
@@ -55,41 +62,39 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
     stems = topic_stems(topic)
     own = set(stems)
     long_forms = []
-    for acronym, long_form in index.acronyms[paper].items():
+    acronyms = index.acronyms[paper]
+    for acronym, long_form in acronyms.items():
         if acronym in own:
             long_forms.append(long_form)
         elif long_form[0] in own and contains_phrase(stems, long_form):
             own.add(acronym)
-    wanted = own.union(*long_forms)
+    wanted = own.union(*long_forms) if long_forms else own
     surfaces: dict[tuple[str, ...], str | None] = {}  # first surface of each run of stems
     in_title: set[str] = set()  # stems of the title's matching runs
-    texts = (index.titles[paper], index.abstracts[paper])
-    fields = zip(index.tokens[paper], _fields(index, paper), strict=True)
-    for number, (tokens, field_) in enumerate(fields):
-        found: list[int] = []
-        for s in wanted:
-            if s in field_.where:
-                found += field_.where[s]
+    for number, field_ in enumerate(_fields(index, paper)):
+        where = field_.where
+        found = [i for s in wanted if s in where for i in where[s]]
+        if not found:
+            continue
         found.sort()
-        runs: list[list[int]] = []  # [first, last] token of each run of adjacent matches
-        segments = field_.segments
-        for i in found:
-            if runs and runs[-1][1] == i - 1 and segments[i - 1] == segments[i]:
-                runs[-1][1] = i
-            else:
-                runs.append([i, i])
-        for first, last in runs:
-            run_stems = tuple(field_.stems[first : last + 1])
-            if run_stems in surfaces:
+        segments, field_stems = field_.segments, field_.stems
+        first = last = found[0]
+        # Each run of adjacent matches (in one segment), then the one that ends the field.
+        for i in [*found[1:], -2]:
+            if i == last + 1 and segments[last] == segments[i]:
+                last = i
                 continue
-            surfaces[run_stems] = None
-            # A long form's words count only together: "language" alone is not "LLM".
-            if own.intersection(run_stems) or any(
-                contains_phrase(run_stems, f) for f in long_forms
-            ):
-                surfaces[run_stems] = texts[number][tokens[first][START] : tokens[last][END]]
-                if number == 0:
-                    in_title.update(run_stems)
+            run_stems = tuple(field_stems[first : last + 1])
+            if run_stems not in surfaces:
+                surfaces[run_stems] = None
+                # A long form's words count only together: "language" alone is not "LLM".
+                if not own.isdisjoint(run_stems) or any(
+                    contains_phrase(run_stems, f) for f in long_forms
+                ):
+                    surfaces[run_stems] = field_.text[field_.starts[first] : field_.ends[last]]
+                    if number == 0:
+                        in_title.update(run_stems)
+            first = last = i
     # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
     # Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing.
     terms: list[str] = []
@@ -102,7 +107,7 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
                 terms.append(surface)
     # "In the title" only when the title alone says every word of the topic (an acronym standing
     # for its long form): "Foundation Model" is not "diffusion models".
-    for acronym, long_form in index.acronyms[paper].items():
+    for acronym, long_form in acronyms.items():
         if acronym in in_title:
             in_title.update(long_form)
         elif in_title.issuperset(long_form):

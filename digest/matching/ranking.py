@@ -13,20 +13,13 @@ from scipy import sparse
 
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.paper_index import RELEVANCE_THRESHOLD, PaperIndex
-from digest.matching.profile import Profile, Vectors, concatenated_ranges, stack
+from digest.matching.profile import Profile, concatenated_ranges
+from digest.matching.profile_ranking import Profiles
 from digest.matching.semantic_blend import SEMANTIC_WEIGHT, semantic_relevance
 
 TREND_WEIGHT = 0.15  # trending lifts relevance by at most this fraction
 PIN_BONUS = 10.0  # pinned papers that match sort before everything else
 SUBSCRIBER_CHUNK = 1024  # subscribers scored together in one dense block
-# The reader profile (digest.matching.profile): its cosine with a paper, times PROFILE_WEIGHT,
-# adds to the topics' relevance (a negative one takes away); a paper no topic matches is sent on
-# the profile alone from a cosine of PROFILE_FLOOR. A paper this close to one the reader rated
-# down (cosine NEAR_DUPLICATE or more) keeps only (1 - cosine) of its score.
-PROFILE_WEIGHT = 4.0
-PROFILE_FLOOR = 0.1
-NEAR_DUPLICATE = 0.6
-PROFILE_SHARE_EXPLAINED = 0.25  # "like X, which you rated up" from this share of the score
 
 
 def trend(upvotes: np.ndarray, seen_counts: np.ndarray) -> np.ndarray:
@@ -60,150 +53,6 @@ class Picks:
     liked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     liked_titles: list[str] = field(default_factory=list)  # `liked` indexes it; -1: none
     close: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # meaning decided
-
-
-@dataclass
-class _Remembered:
-    """The papers the profiles remember (rated up, or rated down), each distinct one once: a paper
-    many readers rated is compared with the day's papers once. Interest i remembers the rows
-    ids[starts[i]:starts[i + 1]] of `matrix`, latest first."""
-
-    matrix: sparse.csr_matrix  # distinct papers × features
-    ids: np.ndarray
-    starts: np.ndarray
-
-    @classmethod
-    def of(
-        cls, rows: Sequence[Vectors | None], columns: tuple[np.ndarray, np.ndarray], width: int
-    ) -> _Remembered:
-        counts = [len(vectors.offsets) - 1 if vectors is not None else 0 for vectors in rows]
-        every = Vectors.concatenate([vectors for vectors in rows if vectors is not None])
-        distinct, ids = every.distinct()
-        matrix = stack(distinct, columns, width)
-        return cls(matrix, ids, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
-
-    def owned(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """(the owner of each remembered row of interests a:b, counted from a; the rows' ids)."""
-        counts = np.diff(self.starts[a : b + 1])
-        return np.repeat(np.arange(b - a), counts), self.ids[self.starts[a] : self.starts[b]]
-
-
-def _padded(titles: Sequence[str], size: int) -> list[str]:
-    return [*titles[:size], *[""] * (size - len(titles))]
-
-
-def _near_duplicates(matrix: sparse.csr_matrix, papers_t: sparse.csr_matrix) -> sparse.csr_matrix:
-    """rows × papers: the cosine of each pair from NEAR_DUPLICATE up, nothing below."""
-    blocks = [sparse.csr_matrix((0, papers_t.shape[1]), dtype=np.float32)]
-    for a in range(0, matrix.shape[0], SUBSCRIBER_CHUNK * 4):
-        cosines = (matrix[a : a + SUBSCRIBER_CHUNK * 4] @ papers_t).tocsr()
-        cosines.data[cosines.data < NEAR_DUPLICATE] = 0
-        cosines.eliminate_zeros()
-        blocks.append(cosines)
-    return sparse.vstack(blocks, format="csr")
-
-
-@dataclass
-class _Profiles:
-    """The interests' profiles over the index's words: their centroids, and the papers rated up
-    and down they remember."""
-
-    papers_t: sparse.csr_matrix  # features × papers, unit paper vectors
-    centroids: sparse.csr_matrix  # one row per interest with a profile
-    centroid_of: np.ndarray  # each interest's row in centroids, -1: none
-    liked: _Remembered
-    disliked: _Remembered
-    near: sparse.csr_matrix  # distinct papers rated down × the day's papers close to them
-    liked_titles: list[str]  # distinct
-    title_of: np.ndarray  # each remembered paper rated up's title in liked_titles
-
-    @classmethod
-    def of(cls, index: PaperIndex, interests: Sequence[Interest]) -> _Profiles | None:
-        profiles = [i.profile for i in interests]
-        if not any(profiles):
-            return None
-        columns, width = index.profile_columns(), len(index.vocabulary)
-        owners = [i for i, p in enumerate(profiles) if p and len(p.weights) == 1]
-        centroids = stack(
-            Vectors.concatenate([profiles[i].weights for i in owners]), columns, width
-        )
-        centroid_of = np.full(len(profiles), -1, dtype=np.int64)
-        centroid_of[owners] = np.arange(len(owners))
-        liked = _Remembered.of([p.liked if p else None for p in profiles], columns, width)
-        disliked = _Remembered.of([p.disliked if p else None for p in profiles], columns, width)
-        papers_t = index.profile_papers().T.tocsr()
-        # Titles said once: readers who rated up the same paper share its "like 'X'". One title
-        # per remembered row, whatever was stored ("": a paper without one is not named).
-        titles: dict[str, int] = {}
-        title_of = np.fromiter(
-            (
-                titles.setdefault(t, len(titles))
-                for p in profiles
-                if p
-                for t in _padded(p.liked_titles, len(p.liked.offsets) - 1)
-            ),
-            dtype=np.int64,
-        )
-        return cls(
-            papers_t,
-            centroids,
-            centroid_of,
-            liked,
-            disliked,
-            _near_duplicates(disliked.matrix, papers_t),
-            list(titles),
-            title_of,
-        )
-
-    def score(self, best: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """`best`, the topic relevance of the block of interests a:b, becomes the blended score
-        of those with a profile, near duplicates of papers rated down sunk. Returns the
-        profile's part of the scores: (each interest's row in it, -1 without a profile; the
-        rows). Only the rows of readers with a profile are touched."""
-        part_of = np.full(b - a, -1, dtype=np.int64)
-        rows = np.flatnonzero(self.centroid_of[a:b] >= 0)
-        part_of[rows] = np.arange(len(rows))
-        part = np.zeros((0, best.shape[1]), dtype=best.dtype)
-        if len(rows):
-            similarity = (self.centroids[self.centroid_of[a + rows]] @ self.papers_t).toarray()
-            part = PROFILE_WEIGHT * similarity
-            mine = best[rows]
-            eligible = (mine > 0) | (similarity >= PROFILE_FLOOR)
-            best[rows] = np.where(eligible, np.maximum(mine + part, 0), 0)
-        owners, ids = self.disliked.owned(a, b)
-        sizes = np.diff(self.near.indptr)[ids]
-        if sizes.any():
-            entries = concatenated_ranges(self.near.indptr[ids], sizes)
-            cells = np.repeat(owners, sizes) * best.shape[1] + self.near.indices[entries]
-            order = np.argsort(cells, kind="stable")
-            cells, keep = cells[order], 1 - self.near.data[entries][order]
-            heads = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
-            # Close to several papers rated down: the closest decides.
-            sunk_rows, sunk_papers = np.divmod(cells[heads], best.shape[1])
-            best[sunk_rows, sunk_papers] *= np.minimum.reduceat(keep, heads)
-        return part_of, part
-
-    def liked_like(self, rows: np.ndarray, papers: np.ndarray, a: int) -> np.ndarray:
-        """For each (interest a + row, paper) pair, the remembered paper rated up most like it
-        (an index into liked_titles; the latest of equals), -1 when none is alike at all."""
-        found = np.full(len(rows), -1, dtype=np.int64)
-        starts = self.liked.starts[a + rows]
-        sizes = self.liked.starts[a + rows + 1] - starts
-        has = np.flatnonzero(sizes)
-        if not len(has):
-            return found
-        sizes, starts = sizes[has], starts[has]
-        remembered = concatenated_ranges(starts, sizes)
-        ids, id_column = np.unique(self.liked.ids[remembered], return_inverse=True)
-        distinct, paper_column = np.unique(papers[has], return_inverse=True)
-        block = (self.liked.matrix[ids] @ self.papers_t[:, distinct]).toarray()
-        cosines = block[id_column.reshape(-1), np.repeat(paper_column.reshape(-1), sizes)]
-        heads = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        best = np.maximum.reduceat(cosines, heads)
-        at_best = np.where(cosines == np.repeat(best, sizes), np.arange(len(cosines)), len(cosines))
-        first_best = np.minimum.reduceat(at_best, heads)
-        found[has] = np.where(best > 0, self.title_of[remembered[first_best]], -1)
-        return found
 
 
 def _topic_slots(interests: Sequence[Interest]) -> tuple[list[str], np.ndarray]:
@@ -284,7 +133,7 @@ def rank(
     picks = Picks(topics, np.zeros(n, dtype=np.int64), empty, empty, np.zeros(0))
     if not n or not n_papers or not topics:
         return picks
-    profiles = _Profiles.of(index, interests)
+    profiles = Profiles.of(index, [i.profile for i in interests])
     if profiles is not None:
         picks.liked_titles = profiles.liked_titles
     # Every distinct topic line is scored once against every paper; row -1 is an empty line.
@@ -319,61 +168,109 @@ def rank(
         ).tocsr()
     sent = _pairs_matrix(*already_sent, shape=(n, n_papers))
 
-    counts, papers, lines, scores, liked = [], [], [], [], []
-    for a in range(0, n, SUBSCRIBER_CHUNK):
-        b = min(a + SUBSCRIBER_CHUNK, n)
-        # Each interest's relevance by its first lines, second lines... (row -1, no such line,
-        # is empty), and the best of them.
-        used = int((slots[a:b] >= 0).sum(axis=1).max(initial=1))
-        by_line = [relevance[slots[a:b, j]].toarray() for j in range(used)]
-        best = np.maximum(by_line[0], by_line[1]) if used > 1 else by_line[0].copy()
-        for more in by_line[2:]:
-            np.maximum(best, more, out=best)
-        profile_part = profiles.score(best, a, b) if profiles is not None else None
-        # Interests whose window starts after the oldest paper.
-        late = np.flatnonzero(since[a:b] > times.min())
-        if len(late):
-            best[late] *= times[None, :] >= since[a + late, None]
-        _zero_pairs(best, excluded[a:b])
-        _zero_pairs(best, sent[a:b])
-        keys = best * lift[None, :]
-        keys[:, pin] += PIN_BONUS * (best[:, pin] > 0)
-        k = int(min(limits[a:b].max(), n_papers))
-        if k <= 0:
-            counts.append(np.zeros(b - a, dtype=np.int64))
-            continue
-        top, top_keys = top_k(keys, k)
-        valid = (top_keys > 0) & (np.arange(top.shape[1])[None, :] < limits[a:b, None])
-        rows, _ = np.nonzero(valid)  # row-major: each interest's picks stay best first
-        picked = top[valid]
-        counts.append(valid.sum(axis=1))
-        if not picked.size:  # sparse fancy indexing with no pairs returns a matrix, not values
-            continue
-        papers.append(picked)
-        # The line that matched best, for the picked papers only.
-        line_scores = np.vstack([line[rows, picked] for line in by_line])
-        best_line = np.argmax(line_scores, axis=0)
-        lines.append(np.where(line_scores.max(axis=0) > 0, slots[a + rows, best_line], -1))
-        scores.append(best[rows, picked] * lift[picked])
-        like = np.full(len(picked), -1, dtype=np.int64)
-        if profile_part is not None:
-            part_of, part = profile_part
-            mine = part_of[rows]
-            share = np.where(mine >= 0, part[np.maximum(mine, 0), picked], 0)
-            said = np.flatnonzero(
-                (share > 0) & (share >= PROFILE_SHARE_EXPLAINED * best[rows, picked])
-            )
-            like[said] = profiles.liked_like(rows[said], picked[said], a)
-        liked.append(like)
-    picks.counts = np.concatenate(counts)
-    if papers:
-        picks.papers = np.concatenate(papers)
-        picks.lines = np.concatenate(lines)
-        picks.scores = np.round(np.concatenate(scores).astype(np.float64), 4)
-        picks.liked = np.concatenate(liked)
+    day = _Day(relevance, slots, lift, pin, times, since, limits, excluded, sent, profiles)
+    blocks = [
+        _pick_block(day, a, min(a + SUBSCRIBER_CHUNK, n)) for a in range(0, n, SUBSCRIBER_CHUNK)
+    ]
+    picks.counts = np.concatenate([block.counts for block in blocks])
+    rows = np.concatenate([block.rows for block in blocks])
+    if len(rows):
+        picks.papers = np.concatenate([block.papers for block in blocks])
+        picks.lines = _best_lines(relevance, slots, rows, picks.papers)
+        picks.scores = np.round(np.concatenate([b.scores for b in blocks]).astype(np.float64), 4)
+        picks.liked = np.full(len(rows), -1, dtype=np.int64)
+        said = np.flatnonzero(np.concatenate([block.said for block in blocks]))
+        if profiles is not None and len(said):
+            picks.liked[said] = profiles.liked_like(rows[said], picks.papers[said])
         if close_part is not None:
             picks.close = _decided_by_meaning(relevance, close_part, picks.lines, picks.papers)
     return picks
+
+
+@dataclass
+class _Day:
+    """What every block of interests is ranked with."""
+
+    relevance: sparse.csr_matrix  # distinct topic lines × papers; row -1 is an empty line
+    slots: np.ndarray  # each interest's lines (_topic_slots)
+    lift: np.ndarray
+    pin: np.ndarray
+    times: np.ndarray
+    since: np.ndarray
+    limits: np.ndarray
+    excluded: sparse.csr_matrix
+    sent: sparse.csr_matrix
+    profiles: Profiles | None
+
+
+@dataclass
+class _Block:
+    """A block of interests' picks: each interest's count, then (interest, paper) pairs."""
+
+    counts: np.ndarray
+    rows: np.ndarray
+    papers: np.ndarray
+    scores: np.ndarray
+    said: np.ndarray  # whether the profile made enough of the score to name a paper it is like
+
+
+def _pick_block(day: _Day, a: int, b: int) -> _Block:
+    n_papers = day.relevance.shape[1]
+    best = _line_best(day.relevance, day.slots[a:b])
+    part = day.profiles.score(best, a, b) if day.profiles is not None else None
+    # Interests whose window starts after the oldest paper.
+    late = np.flatnonzero(day.since[a:b] > day.times.min())
+    if len(late):
+        best[late] *= day.times[None, :] >= day.since[a + late, None]
+    _zero_pairs(best, day.excluded[a:b])
+    _zero_pairs(best, day.sent[a:b])
+    keys = best * day.lift[None, :]
+    keys[:, day.pin] += PIN_BONUS * (best[:, day.pin] > 0)
+    k = int(min(day.limits[a:b].max(), n_papers))
+    if k <= 0:
+        empty = np.zeros(0, dtype=np.int64)
+        nothing = np.zeros(0, dtype=bool)
+        return _Block(np.zeros(b - a, dtype=np.int64), empty, empty, np.zeros(0), nothing)
+    top, top_keys = top_k(keys, k)
+    valid = (top_keys > 0) & (np.arange(top.shape[1])[None, :] < day.limits[a:b, None])
+    rows, _ = np.nonzero(valid)  # row-major: each interest's picks stay best first
+    picked = top[valid]
+    scores = best[rows, picked]
+    said = part.explains(rows, picked, scores) if part else np.zeros(len(rows), dtype=bool)
+    return _Block(valid.sum(axis=1), a + rows, picked, scores * day.lift[picked], said)
+
+
+def _line_best(relevance: sparse.csr_matrix, slots: np.ndarray) -> np.ndarray:
+    """interests × papers: each interest's best relevance over its lines (slots: their rows of
+    relevance, -1 for none). Every line's stored entries go at once into one dense block."""
+    width = relevance.shape[1]
+    best = np.zeros(len(slots) * width, dtype=relevance.dtype)
+    rows, columns = np.nonzero(slots >= 0)
+    lines = slots[rows, columns]
+    sizes = np.diff(relevance.indptr)[lines]
+    entries = concatenated_ranges(relevance.indptr[lines], sizes)
+    cells = np.repeat(rows * width, sizes) + relevance.indices[entries]
+    np.maximum.at(best, cells, relevance.data[entries])
+    return best.reshape(len(slots), width)
+
+
+def _best_lines(
+    relevance: sparse.csr_matrix, slots: np.ndarray, rows: np.ndarray, papers: np.ndarray
+) -> np.ndarray:
+    """The line that matched each (interest, paper) pick best (the first of equals), -1 for a
+    pick no line matched (the profile's alone)."""
+    top = np.zeros(len(rows), dtype=relevance.dtype)
+    found = np.full(len(rows), -1, dtype=np.int64)
+    for column in range(slots.shape[1]):
+        on = np.flatnonzero(slots[rows, column] >= 0)
+        if not len(on):
+            continue
+        lines = slots[rows[on], column]
+        values = np.asarray(relevance[lines, papers[on]]).reshape(-1)
+        better = values > top[on]
+        top[on[better]] = values[better]
+        found[on[better]] = lines[better]
+    return found
 
 
 def _decided_by_meaning(
