@@ -65,8 +65,12 @@ def embed_with(model: str, texts: Sequence[str], *, query: bool) -> np.ndarray:
 
 
 def model_vectors(model: str, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
-    """embed_with, kept under var/ by a digest of the model, the role and the texts."""
-    joined = "\x00".join([model, "query" if query else "passage", *texts])
+    """embed_with, kept under var/ by a digest of the model, the tokens it reads, the role and
+    the texts."""
+    from digest.matching.semantic import MAX_TOKENS
+
+    tokens = str(MAX_TOKENS) if model == "minilm" else ""
+    joined = "\x00".join([model, tokens, "query" if query else "passage", *texts])
     key = hashlib.sha256(joined.encode("utf-8", "replace")).hexdigest()[:16]
     path = CACHE / f"{model}-{key}.npy"
     if path.exists():
