@@ -123,8 +123,14 @@ def _wire_bytes(mime) -> bytes:
         for part, body in zip(parts, bodies, strict=True):
             part.set_payload(body)
     for marker, body in zip(markers, bodies, strict=True):
-        skeleton = skeleton.replace(marker.encode(), "\r\n".join(_LINE_BREAK.split(body)).encode())
+        skeleton = skeleton.replace(marker.encode(), _crlf(body).encode())
     return skeleton
+
+
+def _crlf(text: str) -> str:
+    if "\r" in text:  # rare: a lone CR, or CRLF already, which binascii leaves as it found them
+        return "\r\n".join(_LINE_BREAK.split(text))
+    return text.replace("\n", "\r\n")
 
 
 def _quoted_printable_mime(message: EmailMessage):
@@ -149,21 +155,23 @@ def _quoted_printable_mime(message: EmailMessage):
 
 
 class ShortHeadersAsIs(Compat32):
-    """Python's compat32 email policy, which Django's messages use, except that a header that
-    fits on its line in printable ASCII is written as it is. Compat32 runs every header through
-    email.header.Header, which leaves such a value unchanged and costs a tenth of serializing a
-    digest."""
+    """Python's compat32 email policy, which Django's messages use, except that a header in
+    printable ASCII that fits on its line, or that holds no place to fold it at (a link), is
+    written as compat32 writes it without going through email.header.Header, which costs a tenth
+    of serializing a digest: as it is, or on a continuation line of its own."""
 
     def _fold(self, name: str, value, sanitize: bool) -> str:
         limit = self.max_line_length or 78
-        if (
-            isinstance(value, str)
-            and len(name) + len(value) + 2 <= limit
-            and value.isascii()
-            and value.isprintable()
-        ):
-            return f"{name}: {value}{self.linesep}"
+        if isinstance(value, str) and value.isascii() and value.isprintable():
+            if len(name) + len(value) + 2 <= limit:
+                return f"{name}: {value}{self.linesep}"
+            if _UNFOLDABLE.fullmatch(value):
+                return f"{name}: {self.linesep} {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
+
+
+# Header's split characters are ";, \t"; a printable value has no tab.
+_UNFOLDABLE = re.compile(r"[^;, ]+")
 
 
 SHORT_HEADERS_AS_IS = ShortHeadersAsIs()
