@@ -95,3 +95,20 @@ def test_short_ascii_headers_are_written_exactly_as_compat32_would(name, value):
     assert policy.fold_binary(name, value) == compat32.clone(linesep="\r\n").fold_binary(
         name, value
     )
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["List-Unsubscribe", "X", "A-Header-Name-Longer-Than-Most-" * 3]),
+    st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=";,"),
+        min_size=1,
+        max_size=400,
+    ),
+)
+def test_a_header_with_nowhere_to_fold_is_written_exactly_as_compat32_would(name, value):
+    policy = messages.SHORT_HEADERS_AS_IS.clone(linesep="\r\n")
+
+    assert policy.fold_binary(name, value) == compat32.clone(linesep="\r\n").fold_binary(
+        name, value
+    )
