@@ -91,7 +91,6 @@ def test_one_click_unsubscribe_header_unsubscribes_with_a_post(client, digest_em
     assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
 
 
-
 def test_a_compressed_archive_link_made_before_still_shows_the_digest(client, outbox):
     """Archive tokens were zlib-compressed when that made them shorter (a large reader id);
     they are signed uncompressed now, and the links already sent keep working."""
