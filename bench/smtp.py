@@ -9,7 +9,8 @@ left out of the clock.
 
 Prints emails/s (wall clock) and how many the server received. Target: >= 200 emails/s.
 For scale it then prints what the same server takes from a bare smtplib loop resending one
-digest's bytes: the ceiling a sender in Python reaches against this (Python) server.
+digest's bytes: the ceiling a sender in Python reaches against this (Python) server, and the
+send path's ratio to it (target: >= 0.6, with the default DIGEST_MARK_SENT_EVERY=1).
 """
 
 import multiprocessing
@@ -131,6 +132,7 @@ def run_bench(received, port: int) -> None:
         f"{ceiling_before:,.0f} emails/s before, {ceiling_after:,.0f} after; the send path "
         f"reaches {sent / seconds / ceiling:.2f} of their mean"
     )
+    print(f"ratio: {sent / seconds / ceiling:.2f} of the bare smtplib loop")
     connection.close()
 
 
