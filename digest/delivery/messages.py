@@ -1,6 +1,8 @@
 """A delivery as an email: its digest loaded in a few queries, composed, and serialized once."""
 
 import binascii
+import os
+import random
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -105,6 +107,23 @@ def serialize_now(message: EmailMessage) -> None:
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Seeded once per process from the system's randomness: a system call per marker and boundary
+# hands the interpreter to the sender thread and waits to get it back. Markers never leave the
+# process; a boundary is checked against the message anyway (fresh_boundary).
+_MARKERS = random.Random(secrets.randbits(128))
+_BOUNDARIES = random.Random(secrets.randbits(128))
+
+
+def _reseed() -> None:
+    for generator in (_MARKERS, _BOUNDARIES):
+        generator.seed(secrets.randbits(128))
+
+
+os.register_at_fork(after_in_child=_reseed)  # forked workers do not share a sequence
+
+
+def _random_hex(generator: random.Random) -> str:
+    return f"{generator.getrandbits(128):032x}"
 
 
 def _wire_bytes(mime) -> bytes:
@@ -114,7 +133,7 @@ def _wire_bytes(mime) -> bytes:
     instead of being written line by line."""
     parts = mime.get_payload() if mime.is_multipart() else [mime]
     bodies = [part.get_payload() for part in parts]
-    markers = [f"=={secrets.token_hex(16)}==" for _ in parts]
+    markers = [f"=={_random_hex(_MARKERS)}==" for _ in parts]
     for part, marker in zip(parts, markers, strict=True):
         part.set_payload(marker)
     try:
@@ -183,6 +202,6 @@ def fresh_boundary(message: EmailMessage) -> str:
     costs a sixth of serializing a digest; a 128-bit random token checked with `in` is enough."""
     parts = [message.body, *(content for content, _ in getattr(message, "alternatives", []))]
     while True:
-        boundary = f"=={secrets.token_hex(16)}=="
+        boundary = f"=={_random_hex(_BOUNDARIES)}=="
         if not any(boundary in part for part in parts):
             return boundary
