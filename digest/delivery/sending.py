@@ -25,8 +25,9 @@ from django.core.mail.message import EmailMessage
 from django.utils import timezone
 
 from digest.delivery import send_rate
+from digest.delivery.ahead import composed_ahead
 from digest.delivery.claims import Fence, claim, new_token, release
-from digest.delivery.messages import compose, load_digests, serialize_now
+from digest.delivery.messages import Digest, load_digests
 from digest.delivery.outcomes import Sent, mark_sent
 from digest.delivery.planning import failure_reason
 from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
@@ -62,13 +63,13 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     """Claim a chunk of deliveries in one UPDATE and send those that are ours through one ESP/SMTP
     connection, reopened after an error.
 
-    While the server answers for one message the next one is composed: a sender thread (no
-    database) hands each message over, and this thread records the outcome before handing over
-    the next. Right before each handover the fence checks that the claim is still ours (and keeps
-    it alive). The deliveries the ESP accepted are marked sent every DIGEST_MARK_SENT_EVERY
-    messages, in the fence's UPDATE (one commit between two handovers), or together at the end of
-    the chunk. Over SMTP a message travels while that UPDATE runs, all but the "." that ends it
-    (smtp_gate)."""
+    While the server answers for one message and the database for another, the next one is
+    composed (in a thread of its own: ahead.py): a sender thread (no database) hands each message
+    over, and this thread records the outcome before handing over the next. Right before each
+    handover the fence checks that the claim is still ours (and keeps it alive). The deliveries
+    the ESP accepted are marked sent every DIGEST_MARK_SENT_EVERY messages, in the fence's UPDATE
+    (one commit between two handovers), or together at the end of the chunk. Over SMTP a message
+    travels while that UPDATE runs, all but the "." that ends it (smtp_gate)."""
     connection = connection or get_connection()
     from digest.delivery import batches  # builds on this module
 
@@ -83,28 +84,19 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     handed_over: set[int] = set()
     sent: list[Sent] = []
     try:
+        to_send = [
+            digest
+            for digest in (digests[pk] for pk in delivery_ids if pk in claimed)
+            if not _skipped(digest, token, results)
+        ]
+        serialize = isinstance(connection, SMTPBackend)
         with ThreadPoolExecutor(max_workers=1) as sender:
             connection.open()
             in_flight = None
-            for digest in (digests[pk] for pk in delivery_ids if pk in claimed):
+            for digest, composing in composed_ahead(to_send, serialize=serialize):
                 delivery = digest.delivery
-                if digest.hidden:  # its record says what the reader got
-                    DeliveredPaper.objects.filter(
-                        delivery=delivery, paper_id__in=digest.hidden
-                    ).delete()
-                reason = ""
-                if delivery.subscriber.status != Subscriber.Status.ACTIVE:
-                    reason = f"subscriber is {delivery.subscriber.status} now"
-                elif not digest.matches:
-                    reason = "the editors hid every paper of it after it was planned"
-                if reason:
-                    release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
-                    results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
-                    continue
                 try:
-                    message = compose(digest)
-                    if isinstance(connection, SMTPBackend):
-                        serialize_now(message)
+                    message = composing.result()
                 except Exception as error:  # noqa: BLE001 - recorded on its delivery
                     results[delivery.pk] = _record_failure(
                         delivery, token, error, what="composing failed"
@@ -140,6 +132,22 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
         connection.close()
         _record_sent(sent, token)
     return results
+
+
+def _skipped(digest: Digest, token: str, results: dict[int, SendResult]) -> bool:
+    """Release a digest that is not to be sent (any more) as skipped, saying why."""
+    delivery = digest.delivery
+    if digest.hidden:  # its record says what the reader got
+        DeliveredPaper.objects.filter(delivery=delivery, paper_id__in=digest.hidden).delete()
+    reason = ""
+    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+        reason = f"subscriber is {delivery.subscriber.status} now"
+    elif not digest.matches:
+        reason = "the editors hid every paper of it after it was planned"
+    if reason:
+        release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
+        results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
+    return bool(reason)
 
 
 def _reconnect(connection) -> None:
