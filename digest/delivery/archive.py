@@ -1,17 +1,17 @@
 """The web archive: a signed link to one subscriber's digest for one period ("view in browser").
 
 The token names the subscriber, the period and a fragment of a hash of the address, like
-subscriptions.links: nothing is stored and the URLs cannot be enumerated.
+subscriptions.links: nothing is stored and the URLs cannot be enumerated. Tokens are signed
+uncompressed; the zlib-compressed ones signed before still read.
 """
 
 import hashlib
 from datetime import date
 
 from django.core import signing
-from django.urls import reverse
 
 from digest.models import Delivery
-from subscriptions.links import absolute_url
+from subscriptions.links import Signer, token_url
 from subscriptions.models import Subscriber
 
 SALT = "paperboy.digest.delivery.archive"
@@ -27,18 +27,17 @@ def _fingerprint(email: str) -> str:
 
 def archive_token(subscriber: Subscriber, period: date) -> str:
     payload = [subscriber.pk, period.isoformat(), _fingerprint(subscriber.email)]
-    return signing.Signer(salt=SALT).sign_object(payload, compress=True)
+    return Signer(salt=SALT).sign_object(payload)
 
 
 def archive_url(subscriber: Subscriber, period: date) -> str:
-    token = archive_token(subscriber, period)
-    return absolute_url(reverse("digest:archive", kwargs={"token": token}))
+    return token_url("digest:archive", archive_token(subscriber, period))
 
 
 def read_archive_token(token: str) -> Delivery:
     """The sent (or being sent) delivery the token names; ArchiveNotFound otherwise."""
     try:
-        subscriber_id, period, fingerprint = signing.Signer(salt=SALT).unsign_object(token)
+        subscriber_id, period, fingerprint = Signer(salt=SALT).unsign_object(token)
         period = date.fromisoformat(period)
     except (signing.BadSignature, ValueError, TypeError) as error:
         raise ArchiveNotFound("tampered") from error

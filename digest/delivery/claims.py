@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection
 
+from digest.delivery.outcomes import Marked, Sent, mark_sent
 from digest.models import Delivery
 
 # The claim and the release are written as plain SQL, as the ORM would write them: the ORM has
@@ -75,18 +76,7 @@ def claim(delivery_ids: Sequence[int], now: datetime, token: str) -> set[int]:
 def hold(delivery_ids: Sequence[int], token: str, now: datetime) -> set[int]:
     """The fence and the heartbeat in one UPDATE: which of these claims still hold our token,
     their claimed_at moved to `now` so that nobody takes over work that is going on."""
-    if not delivery_ids:
-        return set()
-    sql = (
-        f"UPDATE {_table()} SET {_column('claimed_at')} = %s"
-        f" WHERE {_column('id')} IN ({_placeholders(delivery_ids)})"
-        f" AND {_column('status')} = %s AND {_column('claim_token')} = %s"
-        f" RETURNING {_column('id')}"
-    )
-    params = [_value("claimed_at", now), *delivery_ids, Delivery.Status.SENDING.value, token]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+    return set(mark_sent((), token, hold=delivery_ids, held_at=now).held)
 
 
 def release(delivery: Delivery, token: str, **fields) -> bool:
@@ -140,6 +130,13 @@ class Fence:
     def ours_of(self, delivery_ids: Sequence[int], now: datetime) -> set[int]:
         """Which of `delivery_ids` (a batch about to be handed over) are still ours, in one
         UPDATE that is also the heartbeat when one is due."""
+        return set(self.check(delivery_ids, now).held)
+
+    def check(
+        self, delivery_ids: Sequence[int], now: datetime, *, marking: Sequence[Sent] = ()
+    ) -> Marked:
+        """ours_of, in the same UPDATE that marks `marking` sent (outcomes.mark_sent): the
+        sender's one write between two handovers. `held` holds the ids still ours."""
         monotonic_then, wall_then = self.beat_at
         ids = list(delivery_ids)
         if (
@@ -148,4 +145,5 @@ class Fence:
         ):
             ids = self.chunk  # only rows still "sending" with our token are extended
             self.beat_at = (time.monotonic(), now)
-        return hold(ids, self.token, now) & set(delivery_ids)
+        marked = mark_sent(marking, self.token, hold=ids, held_at=now)
+        return Marked(marked.ours, marked.taken_over, marked.held & frozenset(delivery_ids))

@@ -170,9 +170,8 @@ def _link_parts(paper_id: int, site_url: str) -> tuple[tuple[str, str, str], ...
     return tuple((name, *url.split(_TOKEN_STAND_IN, 1)) for name, url in links.items())
 
 
-def reader_links(subscriber: Subscriber, paper_id: int) -> dict[str, str]:
-    """The entry's links signed for this reader: the paper's page, More / Less like this."""
-    token = ratings.rating_token(subscriber, paper_id)
+def reader_links(paper_id: int, token: str) -> dict[str, str]:
+    """The entry's links with the reader's token: the paper's page, More / Less like this."""
     return {
         name: before + token + after
         for name, before, after in _link_parts(paper_id, settings.SITE_URL)
@@ -283,9 +282,10 @@ def render_digest(
     blocks = [(paper_block(papers[m.paper_id]), m) for m in matches if m.paper_id in papers]
     frame_values: dict[str, str] = {}
     text_values: dict[str, str] = {}
+    tokens = ratings.rating_tokens(subscriber, [block.paper_id for block, _ in blocks])
     for position, (block, match) in enumerate(blocks):
         html_entry, text_entry = entry_frames(block, pinned=match.pinned)
-        values = reader_links(subscriber, block.paper_id)
+        values = reader_links(block.paper_id, tokens[block.paper_id])
         values["why"] = match.why
         values["excerpt"] = _readable_highlighted(block.excerpt_html, match.matched_terms)
         frame_values[f"item{position}"] = html_entry.fill(values)

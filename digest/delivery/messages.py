@@ -1,6 +1,8 @@
 """A delivery as an email: its digest loaded in a few queries, composed, and serialized once."""
 
 import binascii
+import os
+import random
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -105,6 +107,23 @@ def serialize_now(message: EmailMessage) -> None:
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Seeded once per process from the system's randomness: a system call per marker and boundary
+# hands the interpreter to the sender thread and waits to get it back. Markers never leave the
+# process; a boundary is checked against the message anyway (fresh_boundary).
+_MARKERS = random.Random(secrets.randbits(128))
+_BOUNDARIES = random.Random(secrets.randbits(128))
+
+
+def _reseed() -> None:
+    for generator in (_MARKERS, _BOUNDARIES):
+        generator.seed(secrets.randbits(128))
+
+
+os.register_at_fork(after_in_child=_reseed)  # forked workers do not share a sequence
+
+
+def _random_hex(generator: random.Random) -> str:
+    return f"{generator.getrandbits(128):032x}"
 
 
 def _wire_bytes(mime) -> bytes:
@@ -114,7 +133,7 @@ def _wire_bytes(mime) -> bytes:
     instead of being written line by line."""
     parts = mime.get_payload() if mime.is_multipart() else [mime]
     bodies = [part.get_payload() for part in parts]
-    markers = [f"=={secrets.token_hex(16)}==" for _ in parts]
+    markers = [f"=={_random_hex(_MARKERS)}==" for _ in parts]
     for part, marker in zip(parts, markers, strict=True):
         part.set_payload(marker)
     try:
@@ -123,8 +142,14 @@ def _wire_bytes(mime) -> bytes:
         for part, body in zip(parts, bodies, strict=True):
             part.set_payload(body)
     for marker, body in zip(markers, bodies, strict=True):
-        skeleton = skeleton.replace(marker.encode(), "\r\n".join(_LINE_BREAK.split(body)).encode())
+        skeleton = skeleton.replace(marker.encode(), _crlf(body).encode())
     return skeleton
+
+
+def _crlf(text: str) -> str:
+    if "\r" in text:  # rare: a lone CR, or CRLF already, which binascii leaves as it found them
+        return "\r\n".join(_LINE_BREAK.split(text))
+    return text.replace("\n", "\r\n")
 
 
 def _quoted_printable_mime(message: EmailMessage):
@@ -149,21 +174,23 @@ def _quoted_printable_mime(message: EmailMessage):
 
 
 class ShortHeadersAsIs(Compat32):
-    """Python's compat32 email policy, which Django's messages use, except that a header that
-    fits on its line in printable ASCII is written as it is. Compat32 runs every header through
-    email.header.Header, which leaves such a value unchanged and costs a tenth of serializing a
-    digest."""
+    """Python's compat32 email policy, which Django's messages use, except that a header in
+    printable ASCII that fits on its line, or that holds no place to fold it at (a link), is
+    written as compat32 writes it without going through email.header.Header, which costs a tenth
+    of serializing a digest: as it is, or on a continuation line of its own."""
 
     def _fold(self, name: str, value, sanitize: bool) -> str:
         limit = self.max_line_length or 78
-        if (
-            isinstance(value, str)
-            and len(name) + len(value) + 2 <= limit
-            and value.isascii()
-            and value.isprintable()
-        ):
-            return f"{name}: {value}{self.linesep}"
+        if isinstance(value, str) and value.isascii() and value.isprintable():
+            if len(name) + len(value) + 2 <= limit:
+                return f"{name}: {value}{self.linesep}"
+            if _UNFOLDABLE.fullmatch(value):
+                return f"{name}: {self.linesep} {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
+
+
+# Header's split characters are ";, \t"; a printable value has no tab.
+_UNFOLDABLE = re.compile(r"[^;, ]+")
 
 
 SHORT_HEADERS_AS_IS = ShortHeadersAsIs()
@@ -175,6 +202,6 @@ def fresh_boundary(message: EmailMessage) -> str:
     costs a sixth of serializing a digest; a 128-bit random token checked with `in` is enough."""
     parts = [message.body, *(content for content, _ in getattr(message, "alternatives", []))]
     while True:
-        boundary = f"=={secrets.token_hex(16)}=="
+        boundary = f"=={_random_hex(_BOUNDARIES)}=="
         if not any(boundary in part for part in parts):
             return boundary

@@ -1,4 +1,6 @@
-"""Recording a chunk's sent deliveries in one UPDATE, not one round trip (and commit) each.
+"""Recording a chunk's sent deliveries in one UPDATE, not one round trip (and commit) each; the
+same UPDATE can be the fence of the next handover (claims.Fence.check), so that marking a
+message sent and checking the claim on the next one cost one commit.
 
 The rule is claims.record_accepted's, for a whole chunk: every delivery the ESP accepted from us
 that is still being sent is marked sent, whichever worker's token it holds now, so a worker that
@@ -33,42 +35,93 @@ def _value(name: str, value):
     return Delivery._meta.get_field(name).get_db_prep_save(value, connection)
 
 
+def _placeholders(values: Sequence) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _assign(field: str, ids: Sequence[int], value, params: list, *, others: bool) -> str:
+    """`column = value` on the rows `ids`; when the statement updates `others` too, they keep
+    theirs."""
+    column = _column(field)
+    if not others:
+        params.append(value)
+        return f"{column} = %s"
+    params += [*ids, value]
+    return (
+        f"{column} = CASE WHEN {_column('id')} IN ({_placeholders(ids)}) THEN %s ELSE {column} END"
+    )
+
+
 def _case(field: str, sent: Sequence[Sent], params: list) -> str:
     """`CASE id WHEN … THEN … END` for one column; the same SQL on PostgreSQL and SQLite."""
     whens = []
     for row in sent:
         whens.append("WHEN %s THEN %s")
         params += [row.delivery_id, _value(field, getattr(row, field))]
-    return f"{_column(field)} = CASE {_column('id')} {' '.join(whens)} END"
+    column = _column(field)
+    return f"{column} = CASE {_column('id')} {' '.join(whens)} ELSE {column} END"
 
 
 @dataclass(frozen=True)
 class Marked:
     """What mark_sent did: the deliveries still claimed with our token, and the others (taken
-    over while being sent: marked too if still being sent, left alone if already finished)."""
+    over while being sent: marked too if still being sent, left alone if already finished); and
+    of the claims it was asked to hold, those that are still ours."""
 
     ours: frozenset[int]
     taken_over: frozenset[int]
+    held: frozenset[int] = frozenset()
 
 
-def mark_sent(sent: Sequence[Sent], token: str) -> Marked:
-    """Mark the deliveries the ESP accepted from the claim `token` sent, in one statement."""
-    if not sent:
+def mark_sent(
+    sent: Sequence[Sent],
+    token: str,
+    *,
+    hold: Sequence[int] = (),
+    held_at: datetime | None = None,
+) -> Marked:
+    """Mark the deliveries the ESP accepted from the claim `token` sent, in one statement. With
+    `hold`, the same statement (one round trip, one commit) is also the fence of those claims
+    (claims.hold): which of them still hold `token`, their claimed_at moved to `held_at`."""
+    sent_ids = {row.delivery_id for row in sent}
+    hold = [pk for pk in hold if pk not in sent_ids]
+    if not sent and not hold:
         return Marked(frozenset(), frozenset())
-    params: list = [Delivery.Status.SENT.value, ""]
-    assignments = [f"{_column('status')} = %s", f"{_column('error')} = %s"]
-    assignments += [_case(field, sent, params) for field in ("sent_at", "message_id")]
-    assignments.append(_case("esp_message_id", sent, params))
-    params += [row.delivery_id for row in sent]
+    with connection.cursor() as cursor:
+        cursor.execute(*_marking_and_holding(sent, token, hold, held_at))
+        rows = cursor.fetchall()
+    ours = frozenset(pk for pk, held_by in rows if pk in sent_ids and held_by == token)
+    held = frozenset(pk for pk, _ in rows if pk not in sent_ids)
+    return Marked(ours, frozenset(sent_ids) - ours, held)
+
+
+def _marking_and_holding(
+    sent: Sequence[Sent], token: str, hold: Sequence[int], held_at: datetime | None
+) -> tuple[str, list]:
+    sent_ids = [row.delivery_id for row in sent]
+    params: list = []
+    assignments = []
+    if sent:
+        for field, value in (("status", Delivery.Status.SENT.value), ("error", "")):
+            assignments.append(_assign(field, sent_ids, value, params, others=bool(hold)))
+        fields = ("sent_at", "message_id", "esp_message_id")
+        assignments += [_case(field, sent, params) for field in fields]
+    if hold:
+        held_value = _value("claimed_at", held_at)
+        assignments.append(_assign("claimed_at", hold, held_value, params, others=bool(sent)))
     params.append(Delivery.Status.SENDING.value)
+    matches = []
+    if sent:
+        matches.append(f"{_column('id')} IN ({_placeholders(sent_ids)})")
+        params += sent_ids
+    if hold:
+        held_by_us = f"{_column('claim_token')} = %s"
+        matches.append(f"({_column('id')} IN ({_placeholders(hold)}) AND {held_by_us})")
+        params += [*hold, token]
     sql = (
         f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)}"
         f" SET {', '.join(assignments)}"
-        f" WHERE {_column('id')} IN ({', '.join(['%s'] * len(sent))})"
-        f" AND {_column('status')} = %s"
+        f" WHERE {_column('status')} = %s AND ({' OR '.join(matches)})"
         f" RETURNING {_column('id')}, {_column('claim_token')}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ours = frozenset(pk for pk, held_by in cursor.fetchall() if held_by == token)
-    return Marked(ours, frozenset(row.delivery_id for row in sent) - ours)
+    return sql, params

@@ -3,16 +3,16 @@
 Guarantee: exactly one delivery row per subscriber and period, marked sent at most once (see
 claims). The handoff to the ESP is at-least-once: only if a worker dies (or is paused past the
 claim timeout, or its clock jumps past it) after the ESP accepted messages and before the "sent"
-UPDATE commits (a window of one chunk, or DIGEST_MARK_SENT_EVERY messages: the price of one write
-per chunk instead of one commit per message) are they handed over again, with the same Message-ID,
-which mailbox providers use to drop the duplicate. Each claim is fenced: a worker whose claim was
-taken over hands over nothing more.
+UPDATE commits (a window of DIGEST_MARK_SENT_EVERY messages, one by default; of a chunk with 0, the
+price of one write per chunk instead of one per message) are they handed over again, with the same
+Message-ID, which mailbox providers use to drop the duplicate. Each claim is fenced: a worker whose
+claim was taken over hands over nothing more.
 """
 
 import logging
 import smtplib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -25,11 +25,13 @@ from django.core.mail.message import EmailMessage
 from django.utils import timezone
 
 from digest.delivery import send_rate
+from digest.delivery.ahead import composed_ahead
 from digest.delivery.claims import Fence, claim, new_token, release
-from digest.delivery.messages import compose, load_digests, serialize_now
+from digest.delivery.messages import Digest, load_digests
 from digest.delivery.outcomes import Sent, mark_sent
 from digest.delivery.planning import failure_reason
 from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
+from digest.delivery.smtp_gate import Gate, send_gated
 from digest.models import DeliveredPaper, Delivery
 from subscriptions import consent
 from subscriptions.models import Subscriber, SuppressionEvent
@@ -61,11 +63,13 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     """Claim a chunk of deliveries in one UPDATE and send those that are ours through one ESP/SMTP
     connection, reopened after an error.
 
-    While the server answers for one message the next one is composed: a sender thread (no
-    database) hands each message over, and this thread records the outcome before handing over
-    the next. Right before each handover the fence checks that the claim is still ours (and keeps
-    it alive). The deliveries the ESP accepted are marked sent together, in one UPDATE at the end
-    of the chunk, or every DIGEST_MARK_SENT_EVERY messages (see _record_sent)."""
+    While the server answers for one message and the database for another, the next one is
+    composed (in a thread of its own: ahead.py): a sender thread (no database) hands each message
+    over, and this thread records the outcome before handing over the next. Right before each
+    handover the fence checks that the claim is still ours (and keeps it alive). The deliveries
+    the ESP accepted are marked sent every DIGEST_MARK_SENT_EVERY messages, in the fence's UPDATE
+    (one commit between two handovers), or together at the end of the chunk. Over SMTP a message
+    travels while that UPDATE runs, all but the "." that ends it (smtp_gate)."""
     connection = connection or get_connection()
     from digest.delivery import batches  # builds on this module
 
@@ -80,28 +84,19 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     handed_over: set[int] = set()
     sent: list[Sent] = []
     try:
+        to_send = [
+            digest
+            for digest in (digests[pk] for pk in delivery_ids if pk in claimed)
+            if not _skipped(digest, token, results)
+        ]
+        serialize = isinstance(connection, SMTPBackend)
         with ThreadPoolExecutor(max_workers=1) as sender:
             connection.open()
             in_flight = None
-            for digest in (digests[pk] for pk in delivery_ids if pk in claimed):
+            for digest, composing in composed_ahead(to_send, serialize=serialize):
                 delivery = digest.delivery
-                if digest.hidden:  # its record says what the reader got
-                    DeliveredPaper.objects.filter(
-                        delivery=delivery, paper_id__in=digest.hidden
-                    ).delete()
-                reason = ""
-                if delivery.subscriber.status != Subscriber.Status.ACTIVE:
-                    reason = f"subscriber is {delivery.subscriber.status} now"
-                elif not digest.matches:
-                    reason = "the editors hid every paper of it after it was planned"
-                if reason:
-                    release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
-                    results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
-                    continue
                 try:
-                    message = compose(digest)
-                    if isinstance(connection, SMTPBackend):
-                        serialize_now(message)
+                    message = composing.result()
                 except Exception as error:  # noqa: BLE001 - recorded on its delivery
                     results[delivery.pk] = _record_failure(
                         delivery, token, error, what="composing failed"
@@ -112,16 +107,18 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
                     if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
                         _reconnect(connection)  # a broken connection must not fail the rest
                     in_flight = None
-                    if len(sent) >= (settings.DIGEST_MARK_SENT_EVERY or len(delivery_ids)):
-                        _record_sent(sent, token)
-                        sent.clear()
-                if not fence.still_ours(delivery.pk, timezone.now()):
-                    logger.warning("delivery %s was taken over before it was sent", delivery.pk)
+                every = settings.DIGEST_MARK_SENT_EVERY or len(delivery_ids)
+                marking = list(sent) if len(sent) >= every else []
+                send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
+                handover = _hand_over(
+                    sender, connection, message, delivery=delivery, fence=fence, marking=marking
+                )
+                del sent[: len(marking)]
+                if handover is None:
                     results[delivery.pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
                     continue
-                send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
                 handed_over.add(delivery.pk)
-                in_flight = (delivery, message, sender.submit(connection.send_messages, [message]))
+                in_flight = (delivery, message, handover)
             if in_flight:
                 results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
     except Exception as error:
@@ -137,9 +134,57 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     return results
 
 
+def _skipped(digest: Digest, token: str, results: dict[int, SendResult]) -> bool:
+    """Release a digest that is not to be sent (any more) as skipped, saying why."""
+    delivery = digest.delivery
+    if digest.hidden:  # its record says what the reader got
+        DeliveredPaper.objects.filter(delivery=delivery, paper_id__in=digest.hidden).delete()
+    reason = ""
+    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+        reason = f"subscriber is {delivery.subscriber.status} now"
+    elif not digest.matches:
+        reason = "the editors hid every paper of it after it was planned"
+    if reason:
+        release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
+        results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
+    return bool(reason)
+
+
 def _reconnect(connection) -> None:
     connection.close()
     connection.open()
+
+
+def _hand_over(
+    sender: ThreadPoolExecutor,
+    connection,
+    message: EmailMessage,
+    *,
+    delivery: Delivery,
+    fence: Fence,
+    marking: list[Sent],
+) -> Future | None:
+    """Hand `message` over to the sender thread once the fence has found its claim still ours,
+    in the UPDATE that also marks `marking` sent; None if it was taken over. Over SMTP the
+    transfer starts at once and only its final "." waits for that UPDATE (smtp_gate)."""
+    gate = Gate() if isinstance(connection, SMTPBackend) else None
+    early = sender.submit(send_gated, connection, message, gate) if gate else None
+    try:
+        marked = fence.check([delivery.pk], timezone.now(), marking=marking)
+        if gate and delivery.pk in marked.held:
+            gate.open()
+    finally:
+        if gate:
+            gate.shut()  # withheld, unless let through above
+    for delivery_id in marked.taken_over:
+        logger.warning("delivery %s was taken over while it was being sent", delivery_id)
+    if delivery.pk in marked.held:
+        return early or sender.submit(connection.send_messages, [message])
+    logger.warning("delivery %s was taken over before it was sent", delivery.pk)
+    if early:
+        early.exception()  # Withheld: its connection is closed
+        _reconnect(connection)
+    return None
 
 
 def _settle(

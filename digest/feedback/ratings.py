@@ -4,7 +4,7 @@ recording and undoing a rating, and the papers a reader pastes to seed their pro
 A rating link names the reader and the paper and carries a fragment of an HMAC of the address
 (keyed by SECRET_KEY), like subscriptions.links: nothing is stored to make one, it needs no login,
 it cannot be guessed, and it does not tell whose address it is. Links made before the HMAC carry
-a plain sha256 fragment and still work.
+a plain sha256 fragment and still work, as do the zlib-compressed tokens signed before.
 It opens a page with one button; only the POST of that button records anything, since mail link
 scanners follow every link of a message.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.core import signing
@@ -22,7 +22,7 @@ from django.urls import reverse
 
 from digest.ingest.records import title_key
 from digest.models import Paper, Rating
-from subscriptions.links import absolute_url, address_fingerprint, address_matches
+from subscriptions.links import Signer, absolute_url, address_fingerprint, address_matches
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,23 @@ class InvalidRatingLink(Exception):
 
 
 def rating_token(subscriber: Subscriber, paper_id: int) -> str:
-    payload = [subscriber.pk, paper_id, address_fingerprint(subscriber.email)]
-    return signing.Signer(salt=SALT).sign_object(payload, compress=True)
+    return rating_tokens(subscriber, [paper_id])[paper_id]
+
+
+def rating_tokens(subscriber: Subscriber, paper_ids: Sequence[int]) -> dict[int, str]:
+    """The reader's token for each paper (a digest's entries), signed by one signer."""
+    signer, fingerprint = Signer(salt=SALT), address_fingerprint(subscriber.email)
+    return {
+        paper_id: signer.sign_object([subscriber.pk, paper_id, fingerprint])
+        for paper_id in paper_ids
+    }
 
 
 def read_rating_token(token: str, paper_id: int) -> Subscriber:
     """The reader the token was made for, if it was made for this paper; InvalidRatingLink
     otherwise (tampered, another paper's, or the reader is gone)."""
     try:
-        subscriber_id, signed_paper_id, fingerprint = signing.Signer(salt=SALT).unsign_object(token)
+        subscriber_id, signed_paper_id, fingerprint = Signer(salt=SALT).unsign_object(token)
     except (signing.BadSignature, ValueError, TypeError) as error:
         raise InvalidRatingLink("tampered") from error
     if signed_paper_id != paper_id:

@@ -77,3 +77,32 @@ def test_one_click_unsubscribe_header_unsubscribes_with_a_post(client, digest_em
 
     assert response.status_code == 200
     assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_a_compressed_archive_link_made_before_still_shows_the_digest(client, outbox):
+    """Archive tokens were zlib-compressed when that made them shorter (a large reader id);
+    they are signed uncompressed now, and the links already sent keep working."""
+    from django.core import signing
+
+    from digest.delivery import archive
+
+    Paper.objects.create(
+        title="Sparse Experts",
+        title_key="sparse experts",
+        abstract="We train a mixture of experts.",
+        first_seen=NOW - timedelta(hours=2),
+        last_seen=NOW,
+    )
+    reader = Subscriber.objects.create(
+        pk=111_111_111_111, email="ada@example.com", topics="experts", status="active"
+    )
+    rounds.run_digest_round(NOW)
+    period = Delivery.objects.get(status=Delivery.Status.SENT).period
+    payload = [reader.pk, period.isoformat(), archive._fingerprint(reader.email)]
+    old = signing.Signer(salt=archive.SALT).sign_object(payload, compress=True)
+    new = archive.archive_token(reader, period)
+    assert old.startswith(".") and not new.startswith(".")
+
+    for token in (old, new):
+        response = client.get(f"/digest/{token}/")
+        assert response.status_code == 200 and "Sparse Experts" in response.content.decode()

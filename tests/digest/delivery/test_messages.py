@@ -76,7 +76,7 @@ def test_smtp_messages_are_multipart_alternative_with_a_boundary_of_their_own(pl
 def test_a_boundary_that_occurs_in_the_message_is_not_used(monkeypatch):
     message = EmailMessage(body="a line with ==taken== in it")
     tokens = iter(["taken", "free"])
-    monkeypatch.setattr(messages.secrets, "token_hex", lambda size: next(tokens))
+    monkeypatch.setattr(messages, "_random_hex", lambda generator: next(tokens))
 
     assert messages.fresh_boundary(message) == "==free=="
 
@@ -95,3 +95,36 @@ def test_short_ascii_headers_are_written_exactly_as_compat32_would(name, value):
     assert policy.fold_binary(name, value) == compat32.clone(linesep="\r\n").fold_binary(
         name, value
     )
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["List-Unsubscribe", "X", "A-Header-Name-Longer-Than-Most-" * 3]),
+    st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=";,"),
+        min_size=1,
+        max_size=400,
+    ),
+)
+def test_a_header_with_nowhere_to_fold_is_written_exactly_as_compat32_would(name, value):
+    policy = messages.SHORT_HEADERS_AS_IS.clone(linesep="\r\n")
+
+    assert policy.fold_binary(name, value) == compat32.clone(linesep="\r\n").fold_binary(
+        name, value
+    )
+
+
+def test_forked_workers_draw_their_own_boundaries_and_markers():
+    import os
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a prefork worker
+        drawn = [messages._random_hex(g) for g in (messages._BOUNDARIES, messages._MARKERS)]
+        os.write(write, " ".join(drawn).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    in_child = os.read(read, 200).decode().split()
+    in_parent = [messages._random_hex(g) for g in (messages._BOUNDARIES, messages._MARKERS)]
+
+    assert len(in_child) == 2 and set(in_child).isdisjoint(in_parent)

@@ -221,6 +221,26 @@ def test_a_chunk_costs_a_few_queries_plus_one_per_message_to_fence_it(papers, se
     assert few == more <= 5
 
 
+def test_marking_each_message_sent_costs_no_more_writes_than_fencing_the_next(papers, settings):
+    settings.DIGEST_MARK_SENT_EVERY = 1  # the default: a killed worker hands one message over again
+
+    def queries_beyond_one_per_message(readers: list[str]) -> int:
+        for name in readers:
+            make_subscriber(f"{name}@example.com")
+        ids = planning.queue_run(planning.plan_deliveries(NOW))
+        with CaptureQueriesContext(connection) as queries:
+            results = sending.send_deliveries(ids, connection=ScriptedBackend())
+        assert {result.outcome for result in results.values()} == {Outcome.SENT}
+        assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
+        return len(queries) - len(ids)
+
+    few = queries_beyond_one_per_message(["ada", "grace"])
+    more = queries_beyond_one_per_message(["a1", "a2", "a3", "a4", "a5", "a6"])
+
+    # a message's sent mark goes in the fence's UPDATE before the next handover
+    assert few == more <= 5
+
+
 def test_deliveries_not_handed_over_when_the_server_is_down_are_put_back_for_later(planned):
     class Unreachable(ScriptedBackend):
         def open(self) -> bool:

@@ -70,3 +70,34 @@ def test_an_old_format_rating_link_of_a_changed_address_opens_nothing(client):
 
     assert response.status_code == 400
     assert not Rating.objects.exists()
+
+
+def test_a_compressed_rating_link_made_before_still_opens_and_records(client):
+    """Tokens were zlib-compressed when that made them shorter (a large reader id); they are
+    signed uncompressed now, and the links already sent keep working."""
+    reader = Subscriber.objects.create(
+        pk=111_111_111_111, email="ada@example.com", topics="experts", status="active"
+    )
+    paper = make_paper()
+    payload = [reader.pk, paper.pk, ratings.address_fingerprint(reader.email)]
+    old = signing.Signer(salt=ratings.SALT).sign_object(payload, compress=True)
+    new = ratings.rating_token(reader, paper.pk)
+    assert old.startswith(".") and not new.startswith(".")
+
+    for token in (old, new):
+        assert ratings.read_rating_token(token, paper.pk) == reader
+    assert client.post(f"/papers/{paper.pk}/more/{old}/").status_code == 200
+    assert Rating.objects.get().value == Rating.Value.MORE
+
+
+def test_a_digests_rating_tokens_are_each_papers_own():
+    reader = make_reader()
+    papers = [make_paper(f"Paper {n}") for n in range(3)]
+
+    tokens = ratings.rating_tokens(reader, [paper.pk for paper in papers])
+
+    assert tokens == {paper.pk: ratings.rating_token(reader, paper.pk) for paper in papers}
+    for paper in papers:
+        assert ratings.read_rating_token(tokens[paper.pk], paper.pk) == reader
+    with pytest.raises(ratings.InvalidRatingLink, match="another paper"):
+        ratings.read_rating_token(tokens[papers[0].pk], papers[1].pk)

@@ -1,0 +1,157 @@
+"""A message on the wire waits at its last line (digest/delivery/smtp_gate.py): the server
+accepts it only once the sender lets it through, so no more than one message is ever accepted and
+not yet marked sent, and a message whose claim was taken over meanwhile reaches no one."""
+
+import email
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.core.mail import EmailMessage
+from django.core.mail.backends.smtp import EmailBackend
+from django.db import connection
+
+from digest.delivery import claims, planning, sending
+from digest.delivery.sending import Outcome
+from digest.delivery.smtp_gate import Gate, Withheld, send_gated
+from digest.models import Delivery
+from tests.digest.delivery.delivery_records import NOW, make_subscriber
+
+
+class Server:
+    """A local SMTP server (aiosmtpd, in a thread) that keeps what it accepts; `on_accept(to)`
+    runs when a message has come whole, before the server answers that it accepts it."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.on_accept = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.on_accept:
+            self.on_accept(envelope.rcpt_tos[0])
+        self.received.append((envelope.rcpt_tos[0], envelope.content))
+        return "250 OK"
+
+    def recipients(self) -> list[str]:
+        return [to for to, _ in self.received]
+
+
+@pytest.fixture
+def server():
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Server()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.port = port
+    yield handler
+    controller.stop()
+
+
+def message(to: str) -> EmailMessage:
+    return EmailMessage("Your digest", "Papers.\n.\nA line that was a dot.", "d@example.com", [to])
+
+
+class WatchedGate(Gate):
+    """A gate that says when the message has come to it: all of it sent but the last line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+
+    def passes(self) -> bool:
+        self.reached.set()
+        return super().passes()
+
+
+def test_a_message_let_through_arrives_whole(server):
+    backend = EmailBackend(host="127.0.0.1", port=server.port)
+    gate = WatchedGate()
+    with ThreadPoolExecutor(max_workers=1) as sender:
+        handover = sender.submit(send_gated, backend, message("ada@example.com"), gate)
+        assert gate.reached.wait(10)
+        gate.open()
+        handover.result()
+    backend.close()
+
+    [(to, content)] = server.received
+    parsed = email.message_from_bytes(content)
+    assert to == "ada@example.com" and parsed["Subject"] == "Your digest"
+    assert parsed.get_payload().splitlines() == ["Papers.", ".", "A line that was a dot."]
+
+
+def test_a_message_withheld_at_its_last_line_reaches_no_one(server):
+    backend = EmailBackend(host="127.0.0.1", port=server.port)
+    gate = WatchedGate()
+    with ThreadPoolExecutor(max_workers=1) as sender:
+        handover = sender.submit(send_gated, backend, message("ada@example.com"), gate)
+        assert gate.reached.wait(10)
+        gate.shut()
+        with pytest.raises(Withheld):
+            handover.result()
+        backend.close()
+        backend.open()  # the connection is closed; the next message goes on a new one
+        after = Gate()
+        after.open()
+        sender.submit(send_gated, backend, message("grace@example.com"), after).result()
+    backend.close()
+
+    assert server.recipients() == ["grace@example.com"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_server_accepts_a_message_every_one_it_accepted_before_is_marked_sent(
+    papers, server, settings
+):
+    settings.DIGEST_MARK_SENT_EVERY = 1
+    readers = [make_subscriber(f"reader{n}@example.com").email for n in range(6)]
+    ids = planning.queue_run(planning.plan_deliveries(NOW))
+    not_marked_at_accept: list[list[str]] = []
+
+    def check(to: str) -> None:
+        def read() -> None:
+            accepted_before = Delivery.objects.filter(subscriber__email__in=server.recipients())
+            try:
+                not_marked = accepted_before.exclude(status=Delivery.Status.SENT)
+                not_marked_at_accept.append(list(not_marked.values_list("subscriber__email")))
+            finally:
+                connection.close()
+
+        reader = threading.Thread(target=read)  # the ORM refuses to run in the server's loop
+        reader.start()
+        reader.join()
+
+    server.on_accept = check
+    results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
+
+    assert {result.outcome for result in results.values()} == {Outcome.SENT}
+    assert sorted(server.recipients()) == sorted(readers)
+    assert not_marked_at_accept == [[]] * 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_whose_claim_is_taken_over_while_it_travels_reaches_no_one(
+    papers, server, monkeypatch
+):
+    for n in range(3):
+        make_subscriber(f"reader{n}@example.com")
+    ids = planning.queue_run(planning.plan_deliveries(NOW))
+    second = Delivery.objects.get(pk=ids[1])
+    check = claims.Fence.check
+
+    def taken_over_during_the_second(fence, delivery_ids, now, **kwargs):
+        if list(delivery_ids) == [second.pk]:  # another worker takes it over meanwhile
+            Delivery.objects.filter(pk=second.pk).update(claim_token="the-other-worker")
+        return check(fence, delivery_ids, now, **kwargs)
+
+    monkeypatch.setattr(claims.Fence, "check", taken_over_during_the_second)
+    results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
+
+    assert results[second.pk].outcome == Outcome.NOT_CLAIMED
+    assert server.recipients() == ["reader0@example.com", "reader2@example.com"]
+    second.refresh_from_db()
+    assert (second.status, second.claim_token) == ("sending", "the-other-worker")
