@@ -3,13 +3,15 @@ test client: view in browser (digest/archive.py and its view), preferences, unsu
 List-Unsubscribe one-click endpoint."""
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
-from digest.models import Delivery
+from digest.delivery import rounds
+from digest.models import Delivery, Paper
 from subscriptions.models import Subscriber
-from tests.digest.sent_digest import send_one_digest
+from tests.digest.sent_digest import NOW, send_one_digest
 
 pytestmark = pytest.mark.django_db
 
