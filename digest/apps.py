@@ -37,8 +37,3 @@ class DigestConfig(AppConfig):
         # Receivers in an edge module: they schedule work after commit (digest.tasks).
         reader_confirmed.connect(reader_confirmed_receiver, dispatch_uid="digest-reader-confirmed")
         post_save.connect(topics_saved, sender=Subscriber, dispatch_uid="digest-topics-saved")
-        from digest import tasks
-        from digest.desk import signals as desk
-
-        desk.ingest_requested.connect(tasks.ingest_when_requested, dispatch_uid="desk-ingest")
-        desk.resend_requested.connect(tasks.resend_when_requested, dispatch_uid="desk-resend")

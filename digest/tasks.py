@@ -127,13 +127,3 @@ def _queue_relearn(subscriber_id: int) -> None:
             "Broker down, profile of #%s learned in the request: %r", subscriber_id, error
         )
         learn_reader_profile(subscriber_id)
-
-
-def ingest_when_requested(sender, **kwargs) -> None:
-    """digest.desk.signals.ingest_requested: an editor's "Run ingest now"."""
-    ingest_sources.delay()
-
-
-def resend_when_requested(sender, delivery_ids: list[int], **kwargs) -> None:
-    """digest.desk.signals.resend_requested: failed deliveries an editor retried."""
-    queue_sends(delivery_ids)

@@ -1,5 +1,5 @@
 """What an editor asks the desk to have done now. The desk never imports digest.tasks: the
-receivers that queue the work are connected in digest/apps.py (an edge); a broker outage
+receivers that queue the work are in digest/admin.py (an edge); a broker outage
 reaches the sender as the receiver's exception (BROKER_DOWN), so the page can say so."""
 
 from django.dispatch import Signal
