@@ -19,12 +19,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from digest.delivery import send_rate
-from digest.delivery.claims import Fence, claim, new_token, release
+from digest.delivery.claims import Fence, claim, new_token
 from digest.delivery.messages import Digest, compose, load_digests
 from digest.delivery.outcomes import Sent, mark_sent
-from digest.delivery.sending import Outcome, SendResult, _record_failure
-from digest.models import DeliveredPaper, Delivery
-from subscriptions.models import Subscriber
+from digest.delivery.sending import Outcome, SendResult, _record_failure, sendable
 
 logger = logging.getLogger(__name__)
 ACCEPTED = {"sent", "queued"}
@@ -74,14 +72,9 @@ def send_batched(delivery_ids: Sequence[int], connection) -> dict[int, SendResul
     fence = Fence([pk for pk in delivery_ids if pk in claimed], token, now)
     results = {pk: SendResult(Outcome.NOT_CLAIMED) for pk in delivery_ids if pk not in claimed}
     digests = load_digests(claimed)
-    ready = []
-    for pk in delivery_ids:
-        if pk in claimed:
-            result = _skip_reason(digests[pk], token)
-            if result:
-                results[pk] = result
-            else:
-                ready.append(digests[pk])
+    ready = sendable(
+        [digests[pk] for pk in delivery_ids if pk in claimed], token=token, results=results
+    )
     size = batch_size(connection)
     sent: list[Sent] = []
     try:
@@ -109,21 +102,6 @@ def send_batched(delivery_ids: Sequence[int], connection) -> dict[int, SendResul
         for delivery_id in mark_sent(sent, token).taken_over:
             logger.warning("delivery %s was taken over while being sent", delivery_id)
     return results
-
-
-def _skip_reason(digest: Digest, token: str) -> SendResult | None:
-    delivery = digest.delivery
-    if digest.hidden:
-        DeliveredPaper.objects.filter(delivery=delivery, paper_id__in=digest.hidden).delete()
-    reason = ""
-    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
-        reason = f"subscriber is {delivery.subscriber.status} now"
-    elif not digest.matches:
-        reason = "the editors hid every paper of it after it was planned"
-    if not reason:
-        return None
-    release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
-    return SendResult(Outcome.SKIPPED, error=reason)
 
 
 def _batches(digests: Sequence[Digest], size: int):

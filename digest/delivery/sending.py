@@ -84,11 +84,9 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     handed_over: set[int] = set()
     sent: list[Sent] = []
     try:
-        to_send = [
-            digest
-            for digest in (digests[pk] for pk in delivery_ids if pk in claimed)
-            if not _skipped(digest, token, results)
-        ]
+        to_send = sendable(
+            [digests[pk] for pk in delivery_ids if pk in claimed], token=token, results=results
+        )
         serialize = isinstance(connection, SMTPBackend)
         with ThreadPoolExecutor(max_workers=1) as sender:
             connection.open()
@@ -134,20 +132,27 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
     return results
 
 
-def _skipped(digest: Digest, token: str, results: dict[int, SendResult]) -> bool:
-    """Release a digest that is not to be sent (any more) as skipped, saying why."""
-    delivery = digest.delivery
-    if digest.hidden:  # its record says what the reader got
-        DeliveredPaper.objects.filter(delivery=delivery, paper_id__in=digest.hidden).delete()
-    reason = ""
-    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
-        reason = f"subscriber is {delivery.subscriber.status} now"
-    elif not digest.matches:
-        reason = "the editors hid every paper of it after it was planned"
-    if reason:
-        release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
-        results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
-    return bool(reason)
+def sendable(
+    digests: Sequence[Digest], *, token: str, results: dict[int, SendResult]
+) -> list[Digest]:
+    """The digests still to send, in order; each of the others is released as skipped, its
+    reason in `results` (the reader left, or the editors hid every paper since planning)."""
+    ready = []
+    for digest in digests:
+        delivery = digest.delivery
+        if digest.hidden:  # its record says what the reader got
+            DeliveredPaper.objects.filter(delivery=delivery, paper_id__in=digest.hidden).delete()
+        reason = ""
+        if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+            reason = f"subscriber is {delivery.subscriber.status} now"
+        elif not digest.matches:
+            reason = "the editors hid every paper of it after it was planned"
+        if reason:
+            release(delivery, token, status=Delivery.Status.SKIPPED, error=reason)
+            results[delivery.pk] = SendResult(Outcome.SKIPPED, error=reason)
+        else:
+            ready.append(digest)
+    return ready
 
 
 def _reconnect(connection) -> None:
