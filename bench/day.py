@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ingest import WORDS, write_dump
 from scratch_database import scratch_database
-from smtp import free_port, serve_smtp
+from smtp import serve_smtp, start_sink
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PAPERS = 2_000
@@ -85,18 +85,9 @@ def main() -> None:
         sys.exit("bench/day.py needs DATABASE_URL pointing at PostgreSQL")
     if not os.environ.get("CELERY_BROKER_URL", "").startswith("redis"):
         sys.exit("bench/day.py needs CELERY_BROKER_URL pointing at Redis")
-    port = free_port()
-    received, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
-    sink = multiprocessing.Process(target=serve_smtp, args=(port, received, ready), daemon=True)
-    sink.start()
-    ready.wait(10)
-    os.environ.update(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=str(port),
-        DEBUG="0",
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
+    received = multiprocessing.Value("i", 0)
+    sink, _ = start_sink(serve_smtp, received)
+    os.environ.update(DEBUG="0", DJANGO_SETTINGS_MODULE="config.settings")
     try:
         with scratch_database(os.environ.get("BENCH_DATABASE", "scale_day_bench")) as tmp:
             run_day(options, tmp, received, sink.pid)

@@ -19,7 +19,6 @@ as a mailbox provider does, which drops a second copy with the same Message-ID.
 
 import argparse
 import json
-import multiprocessing
 import os
 import random
 import signal
@@ -32,7 +31,7 @@ from pathlib import Path
 from day import start_worker
 from ingest import write_dump
 from scratch_database import scratch_database
-from smtp import free_port
+from smtp import start_sink
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CLAIM_TIMEOUT_SECONDS = 4
@@ -68,19 +67,10 @@ def main() -> None:
     options = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("bench/kill_workers.py needs DATABASE_URL pointing at PostgreSQL")
-    port = free_port()
-    ready = multiprocessing.Event()
     with scratch_database(os.environ.get("BENCH_DATABASE", "scale_day_bench")) as tmp:
         log_path = str(tmp / "received.tsv")
-        sink = multiprocessing.Process(
-            target=serve_recording_smtp, args=(port, log_path, ready), daemon=True
-        )
-        sink.start()
-        ready.wait(10)
+        sink, _ = start_sink(serve_recording_smtp, log_path)
         os.environ.update(
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=str(port),
             DEBUG="0",
             DJANGO_SETTINGS_MODULE="config.settings",
             DIGEST_CLAIM_TIMEOUT_SECONDS=str(CLAIM_TIMEOUT_SECONDS),

@@ -50,17 +50,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def main() -> None:
-    port = free_port()
-    received, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
-    server = multiprocessing.Process(target=serve_smtp, args=(port, received, ready), daemon=True)
-    server.start()
+def start_sink(serve, *args) -> tuple[multiprocessing.Process, int]:
+    """A local SMTP server in a process of its own, `serve(port, *args, ready)`, and the EMAIL_*
+    variables of this process (and of the workers it starts) pointed at it: (process, port)."""
+    port, ready = free_port(), multiprocessing.Event()
+    sink = multiprocessing.Process(target=serve, args=(port, *args, ready), daemon=True)
+    sink.start()
     ready.wait(10)
     os.environ.update(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(port),
     )
+    return sink, port
+
+
+def main() -> None:
+    received = multiprocessing.Value("i", 0)
+    server, port = start_sink(serve_smtp, received)
     try:
         with scratch_database(BENCH_DATABASE):
             run_bench(received, port)

@@ -47,12 +47,15 @@ def read_back(raw: bytes):
     return headers, parsed.get_content_type(), parts
 
 
+# A lone surrogate is no text (no email can carry it: Django's own message() raises).
+subject_line = st.text(
+    st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=80
+)
+
+
 @hypothesis_settings(max_examples=200, deadline=None)
 @given(
-    # A lone surrogate is no text (no email can carry it: Django's own message() raises).
-    subject=st.text(
-        st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=80
-    ),
+    subject=subject_line,
     text=encodable,
     html=encodable,
 )
@@ -75,10 +78,7 @@ def test_long_lines_are_folded_for_the_wire():
 
 @hypothesis_settings(max_examples=100, deadline=None)
 @given(
-    # A lone surrogate is no text (no email can carry it: Django's own message() raises).
-    subject=st.text(
-        st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=80
-    ),
+    subject=subject_line,
     text=encodable,
     html=encodable,
 )
