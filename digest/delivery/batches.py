@@ -22,7 +22,8 @@ from digest.delivery import send_rate
 from digest.delivery.claims import Fence, claim, new_token
 from digest.delivery.messages import Digest, compose, load_digests
 from digest.delivery.outcomes import Sent, mark_sent
-from digest.delivery.sending import Outcome, SendResult, _record_failure, sendable
+from digest.delivery.send_results import Outcome, SendResult, record_failure
+from digest.delivery.sending import sendable
 
 logger = logging.getLogger(__name__)
 ACCEPTED = {"sent", "queued"}
@@ -96,7 +97,7 @@ def send_batched(delivery_ids: Sequence[int], connection) -> dict[int, SendResul
     except send_rate.SendRateExceeded as error:
         for digest in ready:
             if digest.delivery.pk not in results:
-                results[digest.delivery.pk] = _record_failure(digest.delivery, token, error)
+                results[digest.delivery.pk] = record_failure(digest.delivery, token, error)
     finally:
         connection.close()
         for delivery_id in mark_sent(sent, token).taken_over:
@@ -128,7 +129,7 @@ def _send_one_batch(batch: Sequence[Digest], connection, token: str, sent: list[
     except AnymailRequestsAPIError as error:
         statuses = _statuses_of_a_failed_batch(error, message)
         if statuses is None:  # the call failed as a whole: every digest of it is retried
-            return {d.delivery.pk: _record_failure(d.delivery, token, error) for d in batch}
+            return {d.delivery.pk: record_failure(d.delivery, token, error) for d in batch}
     results = {}
     for digest, address in zip(batch, message.to, strict=True):
         status = statuses.get(address)
@@ -140,11 +141,11 @@ def _send_one_batch(batch: Sequence[Digest], connection, token: str, sent: list[
             results[delivery.pk] = SendResult(Outcome.SENT)
         elif status is not None and status.status in REFUSED:
             refusal = AnymailRecipientsRefused(f"the ESP refused {address}: {status.status}")
-            results[delivery.pk] = _record_failure(delivery, token, refusal)
+            results[delivery.pk] = record_failure(delivery, token, refusal)
         else:
             state = "no status" if status is None else status.status
             error = RecipientNotAccepted(f"the ESP did not accept {address}: {state}")
-            results[delivery.pk] = _record_failure(delivery, token, error)
+            results[delivery.pk] = record_failure(delivery, token, error)
     return results
 
 

@@ -79,9 +79,13 @@ def hold(delivery_ids: Sequence[int], token: str, now: datetime) -> set[int]:
     return set(mark_sent((), token, hold=delivery_ids, held_at=now).held)
 
 
-def release(delivery: Delivery, token: str, **fields) -> bool:
-    """Update our own claim only: a claim taken over by another worker is no longer ours."""
-    return _update_sending(delivery, fields, token=token) == token
+def release(
+    delivery: Delivery, token: str, *, was: str = Delivery.Status.SENDING, **fields
+) -> bool:
+    """Update our own claim only: a claim taken over by another worker is no longer ours. `was`:
+    the status our claim left the row in (sent, when the server refused a message we had marked
+    sent before its end: Fence.commit)."""
+    return _update_sending(delivery, fields, token=token, was=was) == token
 
 
 def record_accepted(delivery: Delivery, token: str, **fields) -> bool:
@@ -91,9 +95,15 @@ def record_accepted(delivery: Delivery, token: str, **fields) -> bool:
     return _update_sending(delivery, fields) == token
 
 
-def _update_sending(delivery: Delivery, fields: dict, *, token: str | None = None) -> str | None:
-    """Update a row still being sent (held by `token`, when given); the token it held, or None
-    when no row was updated."""
+def _update_sending(
+    delivery: Delivery,
+    fields: dict,
+    *,
+    token: str | None = None,
+    was: str = Delivery.Status.SENDING,
+) -> str | None:
+    """Update a row still being sent (still `was`, held by `token` when given); the token it
+    held, or None when no row was updated."""
     assignments = ", ".join(f"{_column(name)} = %s" for name in fields)
     sql = (
         f"UPDATE {_table()} SET {assignments}"
@@ -102,7 +112,7 @@ def _update_sending(delivery: Delivery, fields: dict, *, token: str | None = Non
         + f" RETURNING {_column('claim_token')}"
     )
     params = [_value(name, value) for name, value in fields.items()]
-    params += [delivery.pk, Delivery.Status.SENDING.value]
+    params += [delivery.pk, str(was)]
     if token is not None:
         params.append(token)
     with connection.cursor() as cursor:
@@ -137,13 +147,24 @@ class Fence:
     ) -> Marked:
         """ours_of, in the same UPDATE that marks `marking` sent (outcomes.mark_sent): the
         sender's one write between two handovers. `held` holds the ids still ours."""
+        ids = self._due_for_heartbeat(now) or list(delivery_ids)
+        marked = mark_sent(marking, self.token, hold=ids, held_at=now)
+        return Marked(marked.ours, marked.taken_over, marked.held & frozenset(delivery_ids))
+
+    def mark_sent_if_ours(self, handing_over: Sent, now: datetime) -> bool:
+        """Mark `handing_over` sent if its claim is still ours, in one UPDATE that is also the
+        heartbeat when one is due; over SMTP its transaction commits after the message's last
+        line (smtp_sending)."""
+        ids = self._due_for_heartbeat(now) or []
+        marked = mark_sent([handing_over], self.token, hold=ids, held_at=now, only_ours=True)
+        return handing_over.delivery_id in marked.ours
+
+    def _due_for_heartbeat(self, now: datetime) -> list[int] | None:
         monotonic_then, wall_then = self.beat_at
-        ids = list(delivery_ids)
         if (
             time.monotonic() - monotonic_then >= self.interval
             or abs((now - wall_then).total_seconds()) >= self.interval
         ):
-            ids = self.chunk  # only rows still "sending" with our token are extended
             self.beat_at = (time.monotonic(), now)
-        marked = mark_sent(marking, self.token, hold=ids, held_at=now)
-        return Marked(marked.ours, marked.taken_over, marked.held & frozenset(delivery_ids))
+            return self.chunk  # only rows still "sending" with our token are extended
+        return None

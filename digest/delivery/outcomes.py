@@ -79,16 +79,18 @@ def mark_sent(
     *,
     hold: Sequence[int] = (),
     held_at: datetime | None = None,
+    only_ours: bool = False,
 ) -> Marked:
     """Mark the deliveries the ESP accepted from the claim `token` sent, in one statement. With
     `hold`, the same statement (one round trip, one commit) is also the fence of those claims
-    (claims.hold): which of them still hold `token`, their claimed_at moved to `held_at`."""
+    (claims.hold): which of them still hold `token`, their claimed_at moved to `held_at`.
+    `only_ours`: mark only those still held by `token` (a message about to be let through)."""
     sent_ids = {row.delivery_id for row in sent}
     hold = [pk for pk in hold if pk not in sent_ids]
     if not sent and not hold:
         return Marked(frozenset(), frozenset())
     with connection.cursor() as cursor:
-        cursor.execute(*_marking_and_holding(sent, token, hold, held_at))
+        cursor.execute(*_marking_and_holding(sent, token, hold, held_at, only_ours=only_ours))
         rows = cursor.fetchall()
     ours = frozenset(pk for pk, held_by in rows if pk in sent_ids and held_by == token)
     held = frozenset(pk for pk, _ in rows if pk not in sent_ids)
@@ -96,7 +98,12 @@ def mark_sent(
 
 
 def _marking_and_holding(
-    sent: Sequence[Sent], token: str, hold: Sequence[int], held_at: datetime | None
+    sent: Sequence[Sent],
+    token: str,
+    hold: Sequence[int],
+    held_at: datetime | None,
+    *,
+    only_ours: bool,
 ) -> tuple[str, list]:
     sent_ids = [row.delivery_id for row in sent]
     params: list = []
@@ -111,11 +118,14 @@ def _marking_and_holding(
         assignments.append(_assign("claimed_at", hold, held_value, params, others=bool(sent)))
     params.append(Delivery.Status.SENDING.value)
     matches = []
-    if sent:
+    held_by_us = f"{_column('claim_token')} = %s"
+    if sent and only_ours:
+        matches.append(f"({_column('id')} IN ({_placeholders(sent_ids)}) AND {held_by_us})")
+        params += [*sent_ids, token]
+    elif sent:
         matches.append(f"{_column('id')} IN ({_placeholders(sent_ids)})")
         params += sent_ids
     if hold:
-        held_by_us = f"{_column('claim_token')} = %s"
         matches.append(f"({_column('id')} IN ({_placeholders(hold)}) AND {held_by_us})")
         params += [*hold, token]
     sql = (

@@ -1,23 +1,19 @@
 """Sending each planned delivery once.
 
 Guarantee: exactly one delivery row per subscriber and period, marked sent at most once (see
-claims). The handoff to the ESP is at-least-once: only if a worker dies (or is paused past the
-claim timeout, or its clock jumps past it) after the ESP accepted messages and before the "sent"
-UPDATE commits (a window of DIGEST_MARK_SENT_EVERY messages, one by default; of a chunk with 0, the
-price of one write per chunk instead of one per message) are they handed over again, with the same
-Message-ID, which mailbox providers use to drop the duplicate. Each claim is fenced: a worker whose
-claim was taken over hands over nothing more.
+claims), and each claim fenced: a worker whose claim was taken over hands over nothing more.
+Over SMTP each message is also handed over once: it is marked sent right before the "." that
+ends it (smtp_sending). Through an ESP's API the handoff is at-least-once: only if a worker dies
+(or is paused past the claim timeout, or its clock jumps past it) after the ESP accepted messages
+and before the "sent" UPDATE commits (a window of DIGEST_MARK_SENT_EVERY messages, one by default;
+of a chunk with 0, the price of one write per chunk instead of one per message) are they handed
+over again, with the same Message-ID, which mailbox providers use to drop the duplicate.
 """
 
 import logging
-import smtplib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import timedelta
-from enum import StrEnum
 
-from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -29,29 +25,15 @@ from digest.delivery.ahead import composed_ahead
 from digest.delivery.claims import Fence, claim, new_token, release
 from digest.delivery.messages import Digest, load_digests
 from digest.delivery.outcomes import Sent, mark_sent
-from digest.delivery.planning import failure_reason
-from digest.delivery.retries import is_transient, refuses_recipient, retry_delay
-from digest.delivery.smtp_gate import Gate, send_gated
+from digest.delivery.retries import is_transient
+from digest.delivery.send_results import Outcome, SendResult, put_back, record_failure
+from digest.delivery.smtp_sending import send_over_smtp
 from digest.models import DeliveredPaper, Delivery
-from subscriptions import consent
-from subscriptions.models import Subscriber, SuppressionEvent
+from subscriptions.models import Subscriber
+
+__all__ = ["Outcome", "SendResult", "send_deliveries", "send_delivery", "sendable"]
 
 logger = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    NOT_CLAIMED = "not claimed"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    outcome: Outcome
-    retry_in: float = 0.0
-    error: str = ""
 
 
 def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
@@ -61,15 +43,15 @@ def send_delivery(delivery_id: int, *, connection=None) -> SendResult:
 
 def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int, SendResult]:
     """Claim a chunk of deliveries in one UPDATE and send those that are ours through one ESP/SMTP
-    connection, reopened after an error.
+    connection, reopened after an error: over SMTP by smtp_sending, through a batching ESP API by
+    batches, else here.
 
-    While the server answers for one message and the database for another, the next one is
-    composed (in a thread of its own: ahead.py): a sender thread (no database) hands each message
-    over, and this thread records the outcome before handing over the next. Right before each
-    handover the fence checks that the claim is still ours (and keeps it alive). The deliveries
-    the ESP accepted are marked sent every DIGEST_MARK_SENT_EVERY messages, in the fence's UPDATE
-    (one commit between two handovers), or together at the end of the chunk. Over SMTP a message
-    travels while that UPDATE runs, all but the "." that ends it (smtp_gate)."""
+    While the ESP answers for one message and the database for another, the next one is composed
+    (in a thread of its own: ahead.py): a sender thread (no database) hands each message over, and
+    this thread records the outcome before handing over the next. Right before each handover the
+    fence checks that the claim is still ours (and keeps it alive). The deliveries the ESP
+    accepted are marked sent every DIGEST_MARK_SENT_EVERY messages, in the fence's UPDATE (one
+    commit between two handovers), or together at the end of the chunk."""
     connection = connection or get_connection()
     from digest.delivery import batches  # builds on this module
 
@@ -87,49 +69,65 @@ def send_deliveries(delivery_ids: Sequence[int], *, connection=None) -> dict[int
         to_send = sendable(
             [digests[pk] for pk in delivery_ids if pk in claimed], token=token, results=results
         )
-        serialize = isinstance(connection, SMTPBackend)
-        with ThreadPoolExecutor(max_workers=1) as sender:
-            connection.open()
-            in_flight = None
-            for digest, composing in composed_ahead(to_send, serialize=serialize):
-                delivery = digest.delivery
-                try:
-                    message = composing.result()
-                except Exception as error:  # noqa: BLE001 - recorded on its delivery
-                    results[delivery.pk] = _record_failure(
-                        delivery, token, error, what="composing failed"
-                    )
-                    continue
-                if in_flight:
-                    results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
-                    if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
-                        _reconnect(connection)  # a broken connection must not fail the rest
-                    in_flight = None
-                every = settings.DIGEST_MARK_SENT_EVERY or len(delivery_ids)
-                marking = list(sent) if len(sent) >= every else []
-                send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
-                handover = _hand_over(
-                    sender, connection, message, delivery=delivery, fence=fence, marking=marking
-                )
-                del sent[: len(marking)]
-                if handover is None:
-                    results[delivery.pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
-                    continue
-                handed_over.add(delivery.pk)
-                in_flight = (delivery, message, handover)
-            if in_flight:
-                results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
+        if isinstance(connection, SMTPBackend):
+            send_over_smtp(
+                connection, to_send, fence=fence, results=results, handed_over=handed_over
+            )
+        else:
+            _send_through_api(connection, to_send, fence, results, handed_over, sent)
     except Exception as error:
         # The connection could not be (re)opened: what was not handed over is tried later.
         for digest in digests.values():
             if digest.delivery.pk not in handed_over | results.keys():
-                results[digest.delivery.pk] = _put_back(digest.delivery, token, error)
+                results[digest.delivery.pk] = put_back(digest.delivery, token, error)
         if not is_transient(error):
             raise
     finally:
         connection.close()
         _record_sent(sent, token)
     return results
+
+
+def _send_through_api(
+    connection,
+    to_send: Sequence[Digest],
+    fence: Fence,
+    results: dict[int, SendResult],
+    handed_over: set[int],
+    sent: list[Sent],
+) -> None:
+    token = fence.token
+    with ThreadPoolExecutor(max_workers=1) as sender:
+        connection.open()
+        in_flight = None
+        for digest, composing in composed_ahead(to_send):
+            delivery = digest.delivery
+            try:
+                message = composing.result()
+            except Exception as error:  # noqa: BLE001 - recorded on its delivery
+                results[delivery.pk] = record_failure(
+                    delivery, token, error, what="composing failed"
+                )
+                continue
+            if in_flight:
+                results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
+                if results[in_flight[0].pk].outcome in (Outcome.RETRY, Outcome.FAILED):
+                    _reconnect(connection)  # a broken connection must not fail the rest
+                in_flight = None
+            every = settings.DIGEST_MARK_SENT_EVERY or len(fence.chunk)
+            marking = list(sent) if len(sent) >= every else []
+            send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
+            handover = _hand_over(
+                sender, connection, message, delivery=delivery, fence=fence, marking=marking
+            )
+            del sent[: len(marking)]
+            if handover is None:
+                results[delivery.pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
+                continue
+            handed_over.add(delivery.pk)
+            in_flight = (delivery, message, handover)
+        if in_flight:
+            results[in_flight[0].pk] = _settle(*in_flight, token=token, sent=sent)
 
 
 def sendable(
@@ -170,25 +168,13 @@ def _hand_over(
     marking: list[Sent],
 ) -> Future | None:
     """Hand `message` over to the sender thread once the fence has found its claim still ours,
-    in the UPDATE that also marks `marking` sent; None if it was taken over. Over SMTP the
-    transfer starts at once and only its final "." waits for that UPDATE (smtp_gate)."""
-    gate = Gate() if isinstance(connection, SMTPBackend) else None
-    early = sender.submit(send_gated, connection, message, gate) if gate else None
-    try:
-        marked = fence.check([delivery.pk], timezone.now(), marking=marking)
-        if gate and delivery.pk in marked.held:
-            gate.open()
-    finally:
-        if gate:
-            gate.shut()  # withheld, unless let through above
+    in the UPDATE that also marks `marking` sent; None if it was taken over."""
+    marked = fence.check([delivery.pk], timezone.now(), marking=marking)
     for delivery_id in marked.taken_over:
         logger.warning("delivery %s was taken over while it was being sent", delivery_id)
     if delivery.pk in marked.held:
-        return early or sender.submit(connection.send_messages, [message])
+        return sender.submit(connection.send_messages, [message])
     logger.warning("delivery %s was taken over before it was sent", delivery.pk)
-    if early:
-        early.exception()  # Withheld: its connection is closed
-        _reconnect(connection)
     return None
 
 
@@ -199,7 +185,7 @@ def _settle(
     try:
         handover.result()
     except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
-        return _record_failure(delivery, token, error)
+        return record_failure(delivery, token, error)
     esp_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
     sent.append(
         Sent(
@@ -217,47 +203,3 @@ def _record_sent(sent: list[Sent], token: str) -> None:
     sent again after DIGEST_CLAIM_TIMEOUT_SECONDS, with the same Message-ID."""
     for delivery_id in mark_sent(sent, token).taken_over:
         logger.warning("delivery %s was taken over while it was being sent", delivery_id)
-
-
-def _put_back(delivery: Delivery, token: str, error: Exception) -> SendResult:
-    """Release a claimed delivery that was never handed over, without counting an attempt."""
-    reason = f"{type(error).__name__}: {error}"[:2000]
-    delay = retry_delay(1)
-    release(
-        delivery,
-        token,
-        status=Delivery.Status.PLANNED,
-        attempts=delivery.attempts - 1,
-        error=reason,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-    )
-    return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
-
-
-def _record_failure(
-    delivery: Delivery, token: str, error: Exception, *, what: str = ""
-) -> SendResult:
-    reason = failure_reason(what, error) if what else f"{type(error).__name__}: {error}"[:2000]
-    if is_transient(error) and delivery.attempts < settings.DIGEST_MAX_ATTEMPTS:
-        delay = retry_delay(delivery.attempts)
-        release(
-            delivery,
-            token,
-            status=Delivery.Status.PLANNED,
-            error=reason,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        )
-        logger.info("delivery %s: transient error, retry in %.1fs: %s", delivery.pk, delay, reason)
-        return SendResult(Outcome.RETRY, retry_in=delay, error=reason)
-    if not is_transient(error) and not isinstance(error, AnymailError | smtplib.SMTPException):
-        logger.exception("delivery %s failed", delivery.pk, exc_info=error)
-    release(delivery, token, status=Delivery.Status.FAILED, error=reason)
-    if refuses_recipient(error):
-        # As a hard bounce reported by webhook would: no more mail to a dead address.
-        consent.suppress(
-            delivery.subscriber,
-            kind=SuppressionEvent.Kind.HARD_BOUNCE,
-            source=SuppressionEvent.Source.SENDING,
-            detail=reason,
-        )
-    return SendResult(Outcome.FAILED, error=reason)

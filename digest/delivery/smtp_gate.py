@@ -1,16 +1,17 @@
-"""Handing a message to an SMTP server up to its last line, and that line only once the sender
-lets it through.
+"""Handing a message to an SMTP server up to its last line, and that line only once the claim
+holder lets it through.
 
 An SMTP server takes a message at the "." that ends its DATA, and not before: when the connection
 closes first (a worker killed, or a sender withholding the message) the server accepts nothing.
-So sending.send_deliveries hands a message over while it writes the previous one's "sent" mark
-and checks its claim on this one, and lets the "." go only once both are committed: the database
-round trip overlaps the transfer, and no more than one message is ever accepted and not yet
-marked sent.
+The sender thread writes all of a message but its "." and waits at the gate; the thread that
+holds the claim marks the message sent and writes the "." itself, right before it commits that
+mark (smtp_sending). Once written, the kernel delivers it even if the worker is killed the next
+instant.
 """
 
 import socket
 import threading
+from collections.abc import Callable
 
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import EmailMessage
@@ -24,49 +25,87 @@ class Withheld(Exception):
 
 
 class Gate:
-    """One message's final ".": let through (open) or withheld (shut), once, by the thread that
-    holds its claim; the sender thread waits for the decision."""
+    """One message's final ".": the sender thread brings the message to it (`arrive`); the claim
+    holder waits for that (`reached`), then lets the "." through (`open`, which writes it) or
+    withholds it (`shut`), once."""
 
     def __init__(self) -> None:
+        self._arrived = threading.Event()
         self._decided = threading.Event()
+        self._write_end: Callable[[], None] | None = None
         self._passes = False
+        self._error: Exception | None = None
 
-    def open(self) -> None:
-        if not self._decided.is_set():
+    # The sender thread's side.
+    def arrive(self, write_end: Callable[[], None]) -> None:
+        """All of the message but its "." is written: wait for the decision. Withheld if shut;
+        the error of writing the "." if that failed."""
+        self._write_end = write_end
+        self._arrived.set()
+        self._decided.wait()
+        if self._error is not None:
+            raise self._error
+        if not self._passes:
+            raise Withheld("its claim was no longer ours")
+
+    def leave(self) -> None:
+        """The sender thread is done with this message, having come to the gate or not (an error
+        before: nothing was accepted)."""
+        self._arrived.set()
+
+    # The claim holder's side.
+    def reached(self) -> bool:
+        """Wait until the message is at the gate (True) or its sender gave up before (False)."""
+        self._arrived.wait()
+        return self._write_end is not None and not self._decided.is_set()
+
+    def open(self) -> bool:
+        """Write the "." now, in this thread; False if that failed (the sender thread raises the
+        error)."""
+        if self._decided.is_set() or self._write_end is None:
+            return False
+        try:
+            self._write_end()
             self._passes = True
+        except Exception as error:  # noqa: BLE001 - the sender thread raises it
+            self._error = error
+        finally:
             self._decided.set()
+        return self._passes
 
     def shut(self) -> None:
         self._decided.set()
-
-    def passes(self) -> bool:
-        self._decided.wait()
-        return self._passes
 
 
 def send_gated(backend: EmailBackend, message: EmailMessage, gate: Gate) -> None:
     """backend.send_messages([message]) with the end of its DATA held at `gate`: Withheld if the
     gate is shut, and the connection is closed then."""
-    if backend.connection is None:
-        backend.open()  # kept open after the message, as its sender expects
-    smtp = backend.connection
-    # The "." goes alone, after the rest: Nagle's algorithm would hold it back until the server
-    # acknowledges the rest, which it delays (by 40 ms on Linux) in the hope of a reply to carry it.
-    smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    send = smtp.send
-
-    def gated(data) -> None:
-        # smtplib writes commands as str and the DATA as bytes, its final "." included.
-        if isinstance(data, bytes) and data.endswith(_END_OF_DATA):
-            send(data[:-3])
-            if not gate.passes():
-                smtp.close()
-                raise Withheld("its claim was no longer ours")
-            data = data[-3:]
-        send(data)
-
-    smtp.send = gated
     try:
-        backend.send_messages([message])
+        if backend.connection is None:
+            backend.open()  # kept open after the message, as its sender expects
+        smtp = backend.connection
+        # The "." goes alone, after the rest: Nagle's algorithm would hold it back until the
+        # server acknowledges the rest, which it delays (by 40 ms on Linux) in the hope of a reply
+        # to carry it.
+        smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        send = smtp.send
+
+        def gated(data) -> None:
+            # smtplib writes commands as str and the DATA as bytes, its final "." included.
+            if not (isinstance(data, bytes) and data.endswith(_END_OF_DATA)):
+                send(data)
+                return
+            send(data[:-3])
+            try:
+                gate.arrive(lambda: send(data[-3:]))
+            except Withheld:
+                smtp.close()
+                raise
+
+        smtp.send = gated
+        try:
+            backend.send_messages([message])
+        finally:
+            del smtp.send
     finally:
-        del smtp.send
+        gate.leave()

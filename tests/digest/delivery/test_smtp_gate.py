@@ -1,6 +1,7 @@
 """A message on the wire waits at its last line (digest/delivery/smtp_gate.py): the server
-accepts it only once the sender lets it through, so no more than one message is ever accepted and
-not yet marked sent, and a message whose claim was taken over meanwhile reaches no one."""
+accepts it only once the sender has marked it sent (committed right after the "." goes:
+smtp_sending), so every message the server accepted before is marked sent, one it refuses has its
+mark taken back, and a message whose claim was taken over meanwhile reaches no one."""
 
 import email
 import socket
@@ -56,24 +57,13 @@ def message(to: str) -> EmailMessage:
     return EmailMessage("Your digest", "Papers.\n.\nA line that was a dot.", "d@example.com", [to])
 
 
-class WatchedGate(Gate):
-    """A gate that says when the message has come to it: all of it sent but the last line."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reached = threading.Event()
-
-    def passes(self) -> bool:
-        self.reached.set()
-        return super().passes()
-
-
 def test_a_message_let_through_arrives_whole(server):
     backend = EmailBackend(host="127.0.0.1", port=server.port)
-    gate = WatchedGate()
+    gate = Gate()
     with ThreadPoolExecutor(max_workers=1) as sender:
         handover = sender.submit(send_gated, backend, message("ada@example.com"), gate)
-        assert gate.reached.wait(10)
+        assert gate.reached()
+        assert server.received == []  # all of it but the "." is on the wire
         gate.open()
         handover.result()
     backend.close()
@@ -86,18 +76,20 @@ def test_a_message_let_through_arrives_whole(server):
 
 def test_a_message_withheld_at_its_last_line_reaches_no_one(server):
     backend = EmailBackend(host="127.0.0.1", port=server.port)
-    gate = WatchedGate()
+    gate = Gate()
     with ThreadPoolExecutor(max_workers=1) as sender:
         handover = sender.submit(send_gated, backend, message("ada@example.com"), gate)
-        assert gate.reached.wait(10)
+        assert gate.reached()
         gate.shut()
         with pytest.raises(Withheld):
             handover.result()
         backend.close()
         backend.open()  # the connection is closed; the next message goes on a new one
         after = Gate()
+        handover = sender.submit(send_gated, backend, message("grace@example.com"), after)
+        assert after.reached()
         after.open()
-        sender.submit(send_gated, backend, message("grace@example.com"), after).result()
+        handover.result()
     backend.close()
 
     assert server.recipients() == ["grace@example.com"]
@@ -105,18 +97,17 @@ def test_a_message_withheld_at_its_last_line_reaches_no_one(server):
 
 @pytest.mark.django_db(transaction=True)
 def test_when_the_server_accepts_a_message_every_one_it_accepted_before_is_marked_sent(
-    papers, server, settings
+    papers, server
 ):
-    settings.DIGEST_MARK_SENT_EVERY = 1
     readers = [make_subscriber(f"reader{n}@example.com").email for n in range(6)]
     ids = planning.queue_run(planning.plan_deliveries(NOW))
     not_marked_at_accept: list[list[str]] = []
 
     def check(to: str) -> None:
         def read() -> None:
-            accepted_before = Delivery.objects.filter(subscriber__email__in=server.recipients())
+            accepted = Delivery.objects.filter(subscriber__email__in=server.recipients())
             try:
-                not_marked = accepted_before.exclude(status=Delivery.Status.SENT)
+                not_marked = accepted.exclude(status=Delivery.Status.SENT)
                 not_marked_at_accept.append(list(not_marked.values_list("subscriber__email")))
             finally:
                 connection.close()
@@ -141,17 +132,49 @@ def test_a_message_whose_claim_is_taken_over_while_it_travels_reaches_no_one(
         make_subscriber(f"reader{n}@example.com")
     ids = planning.queue_run(planning.plan_deliveries(NOW))
     second = Delivery.objects.get(pk=ids[1])
-    check = claims.Fence.check
+    mark_sent_if_ours = claims.Fence.mark_sent_if_ours
 
-    def taken_over_during_the_second(fence, delivery_ids, now, **kwargs):
-        if list(delivery_ids) == [second.pk]:  # another worker takes it over meanwhile
+    def taken_over_during_the_second(fence, sent, now):
+        if sent.delivery_id == second.pk:  # another worker takes it over meanwhile
             Delivery.objects.filter(pk=second.pk).update(claim_token="the-other-worker")
-        return check(fence, delivery_ids, now, **kwargs)
+        return mark_sent_if_ours(fence, sent, now)
 
-    monkeypatch.setattr(claims.Fence, "check", taken_over_during_the_second)
+    monkeypatch.setattr(claims.Fence, "mark_sent_if_ours", taken_over_during_the_second)
     results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
 
     assert results[second.pk].outcome == Outcome.NOT_CLAIMED
     assert server.recipients() == ["reader0@example.com", "reader2@example.com"]
     second.refresh_from_db()
     assert (second.status, second.claim_token) == ("sending", "the-other-worker")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("answer", "status", "outcome"),
+    [("451 Try again later", "planned", Outcome.RETRY), ("554 Refused", "failed", Outcome.FAILED)],
+)
+def test_a_message_the_server_refuses_at_its_end_has_its_sent_mark_taken_back(
+    papers, server, answer, status, outcome
+):
+    for n in range(3):
+        make_subscriber(f"reader{n}@example.com")
+    ids = planning.queue_run(planning.plan_deliveries(NOW))
+    refused = Delivery.objects.select_related("subscriber").get(pk=ids[1])
+    refused_address = refused.subscriber.email
+    refuse = server.handle_DATA
+
+    async def refusing_the_second(smtp, session, envelope) -> str:
+        if envelope.rcpt_tos == [refused_address]:
+            return answer
+        return await refuse(smtp, session, envelope)
+
+    server.handle_DATA = refusing_the_second
+    results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
+
+    assert results[refused.pk].outcome == outcome
+    assert server.recipients() == ["reader0@example.com", "reader2@example.com"]
+    refused.refresh_from_db()
+    assert (refused.status, refused.sent_at) == (status, None)
+    assert answer.split(" ", 1)[1] in refused.error
+    sent = Delivery.objects.filter(pk__in=[ids[0], ids[2]])
+    assert {row.status for row in sent} == {"sent"} and all(row.sent_at for row in sent)
