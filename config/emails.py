@@ -1,5 +1,6 @@
 """Every email is a subject / text / HTML triple of templates under templates/emails/."""
 
+import functools
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, make_msgid
@@ -61,11 +62,24 @@ class Email(EmailMultiAlternatives):
     """
 
     def message(self, *args, **kwargs):
-        mime = super().message(*args, **kwargs)
-        if not self.subject.isascii():
-            encoded = Header(self.subject, "utf-8", header_name="Subject").encode()
-            mime.replace_header("Subject", encoded)
+        subject = self.subject
+        if subject.isascii() or "\n" in subject or "\r" in subject:  # Django refuses those
+            return super().message(*args, **kwargs)
+        self.subject = "-"  # Django would encode the subject too, only to have it replaced
+        try:
+            mime = super().message(*args, **kwargs)
+        finally:
+            self.subject = subject
+        mime.replace_header("Subject", encoded_subject(subject))
         return mime
+
+
+@functools.lru_cache(maxsize=1024)
+def encoded_subject(subject: str) -> str:
+    """The Subject header's value for a non-ASCII subject. Encoding one costs more than the
+    rest of a digest's MIME (the standard library measures each candidate line again per
+    character), and a day's digests share their subjects' papers, so most come from the cache."""
+    return Header(subject, "utf-8", header_name="Subject").encode()
 
 
 def build_email(

@@ -204,10 +204,12 @@ SOFT_BOUNCE_LIMIT = int(os.environ.get("SOFT_BOUNCE_LIMIT", "3"))
 # or queued delivery counts as stalled (its worker died) and is queued again.
 LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO", "")
 DIGEST_SEND_CHUNK = int(os.environ.get("DIGEST_SEND_CHUNK", "50"))
-# Mark sent deliveries every N messages (0: once per chunk, one UPDATE). Smaller narrows what a
-# worker killed mid-chunk hands over again (with the same Message-ID), at one write per N.
-# Mark deliveries sent every N accepted messages (0: once per chunk, the fastest). 1 keeps what a
-# killed worker hands over again to one message; larger values trade that for fewer writes.
+# SMTP connections a send task uses at once: each round sends one message on each, marked sent
+# in one UPDATE (digest/delivery/smtp_sending.py).
+DIGEST_SMTP_CONNECTIONS = int(os.environ.get("DIGEST_SMTP_CONNECTIONS", "4"))
+# Through an ESP's API (not SMTP), mark deliveries sent every N accepted messages (0: once per
+# chunk, the fastest). 1 keeps what a killed worker hands over again to one message; larger values
+# trade that for fewer writes.
 DIGEST_MARK_SENT_EVERY = int(os.environ.get("DIGEST_MARK_SENT_EVERY", "1"))
 DIGEST_MAX_ATTEMPTS = int(os.environ.get("DIGEST_MAX_ATTEMPTS", "8"))
 DIGEST_RETRY_BASE_SECONDS = float(os.environ.get("DIGEST_RETRY_BASE_SECONDS", "30"))

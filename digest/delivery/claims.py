@@ -151,13 +151,12 @@ class Fence:
         marked = mark_sent(marking, self.token, hold=ids, held_at=now)
         return Marked(marked.ours, marked.taken_over, marked.held & frozenset(delivery_ids))
 
-    def mark_sent_if_ours(self, handing_over: Sent, now: datetime) -> bool:
-        """Mark `handing_over` sent if its claim is still ours, in one UPDATE that is also the
-        heartbeat when one is due; over SMTP its transaction commits after the message's last
-        line (smtp_sending)."""
+    def mark_sent_if_ours(self, handing_over: Sequence[Sent], now: datetime) -> frozenset[int]:
+        """Mark those of `handing_over` whose claim is still ours sent (their ids), in one UPDATE
+        that is also the heartbeat when one is due; over SMTP its transaction commits right after
+        the messages' last lines (smtp_sending)."""
         ids = self._due_for_heartbeat(now) or []
-        marked = mark_sent([handing_over], self.token, hold=ids, held_at=now, only_ours=True)
-        return handing_over.delivery_id in marked.ours
+        return mark_sent(handing_over, self.token, hold=ids, held_at=now, only_ours=True).ours
 
     def _due_for_heartbeat(self, now: datetime) -> list[int] | None:
         monotonic_then, wall_then = self.beat_at

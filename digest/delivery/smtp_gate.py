@@ -25,27 +25,28 @@ class Withheld(Exception):
 
 
 class Gate:
-    """One message's final ".": the sender thread brings the message to it (`arrive`); the claim
-    holder waits for that (`reached`), then lets the "." through (`open`, which writes it) or
-    withholds it (`shut`), once."""
+    """One message's final ".": the sender thread brings the message to it (`arrive`) and waits;
+    the claim holder waits for that (`reached`), writes the "." itself (`let_through`) or not,
+    and then lets the sender thread go on (`release`): to read the server's answer, or, withheld,
+    to close the connection."""
 
     def __init__(self) -> None:
         self._arrived = threading.Event()
-        self._decided = threading.Event()
+        self._released = threading.Event()
         self._write_end: Callable[[], None] | None = None
-        self._passes = False
+        self._passed = False
         self._error: Exception | None = None
 
     # The sender thread's side.
     def arrive(self, write_end: Callable[[], None]) -> None:
-        """All of the message but its "." is written: wait for the decision. Withheld if shut;
-        the error of writing the "." if that failed."""
+        """All of the message but its "." is written: wait for the claim holder. Withheld if it
+        did not write the "."; the error of writing it if that failed."""
         self._write_end = write_end
         self._arrived.set()
-        self._decided.wait()
+        self._released.wait()
         if self._error is not None:
             raise self._error
-        if not self._passes:
+        if not self._passed:
             raise Withheld("its claim was no longer ours")
 
     def leave(self) -> None:
@@ -57,24 +58,22 @@ class Gate:
     def reached(self) -> bool:
         """Wait until the message is at the gate (True) or its sender gave up before (False)."""
         self._arrived.wait()
-        return self._write_end is not None and not self._decided.is_set()
+        return self._write_end is not None and not self._released.is_set()
 
-    def open(self) -> bool:
+    def let_through(self) -> bool:
         """Write the "." now, in this thread; False if that failed (the sender thread raises the
-        error)."""
-        if self._decided.is_set() or self._write_end is None:
+        error once released)."""
+        if self._released.is_set() or self._write_end is None or self._passed:
             return False
         try:
             self._write_end()
-            self._passes = True
+            self._passed = True
         except Exception as error:  # noqa: BLE001 - the sender thread raises it
             self._error = error
-        finally:
-            self._decided.set()
-        return self._passes
+        return self._passed
 
-    def shut(self) -> None:
-        self._decided.set()
+    def release(self) -> None:
+        self._released.set()
 
 
 def send_gated(backend: EmailBackend, message: EmailMessage, gate: Gate) -> None:

@@ -1,27 +1,30 @@
 """Sending a claimed chunk over SMTP, each message handed over once, even when workers are killed.
 
-An SMTP server accepts a message at the "." that ends it, so that line is the handover. For each
-message a sender thread writes all of it but the "." while this thread composes the next one;
-then this thread marks the message sent in an UPDATE that also finds its claim still ours
-(claims.Fence.mark_sent_if_ours), writes the "." (smtp_gate), and commits. A worker killed before
-the "." has handed over nothing (the server drops a message cut short, the mark rolls back) and
-the next worker sends it; killed once its COMMIT is written, both the message and its mark stand.
-The window left is the few instructions between writing the "." and writing the COMMIT, with no
-wait between them: a kill there sends the message again, with the same Message-ID. It relies on
-the server keeping a message whose "." it has read though the client is gone, as Postfix does. A
-server that refuses the message after its "." has the mark taken back
-(send_results.record_failure), to be retried or failed as any refusal.
+An SMTP server accepts a message at the "." that ends it, so that line is the handover. Messages
+go in rounds, one per connection (DIGEST_SMTP_CONNECTIONS): sender threads write each message
+but its "." while this thread composes the next round; then one UPDATE marks those whose claim is
+still ours sent (claims.Fence.mark_sent_if_ours), this thread writes their "." (smtp_gate), and
+the COMMIT right after. A worker killed before the "." has handed over nothing (the server drops
+a message cut short, the mark rolls back) and the next worker sends it; killed once its COMMIT is
+written, both the messages and their marks stand. The window left is the few instructions
+between writing the first "." and writing the COMMIT, with no wait between them: a kill there
+sends those messages again, with the same Message-ID. It relies on the server keeping a message
+whose "." it has read though the client is gone, as Postfix does. A message the server refuses
+after its "." has its mark taken back (send_results.record_failure), to be retried or failed as
+any refusal.
 
-The next message is composed in this thread, not in one of its own (ahead.py, for ESP APIs):
-a composing thread holding the interpreter would keep this one from writing the "." and the
-COMMIT for up to a switch interval (5 ms), a wider window than the rest of the round trip.
+The next round is composed in this thread, not in one of its own (ahead.py, for ESP APIs): a
+composing thread holding the interpreter would keep this one from writing the "." and the COMMIT
+for up to a switch interval (5 ms), a wider window than the rest of the round trip.
 """
 
 import logging
 import smtplib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import EmailMessage
 from django.db import transaction
@@ -37,6 +40,19 @@ from digest.delivery.smtp_gate import Gate, send_gated
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Handover:
+    """One message of a round on its connection: its gate, the sender thread's work, and whether
+    it was marked sent before its "." went."""
+
+    digest: Digest
+    message: EmailMessage
+    lane: EmailBackend
+    gate: Gate
+    work: Future
+    marked_sent: bool = False
+
+
 def send_over_smtp(
     connection: EmailBackend,
     digests: Sequence[Digest],
@@ -45,93 +61,117 @@ def send_over_smtp(
     results: dict[int, SendResult],
     handed_over: set[int],
 ) -> None:
-    """Send `digests` (claimed by `fence`) through one SMTP connection, reopened after an error;
-    each outcome goes into `results`, each message handed over into `handed_over`."""
-    with ThreadPoolExecutor(max_workers=1) as sender:
-        connection.open()
-        in_flight: tuple[Digest, Future, bool] | None = None
-        upcoming = _composed(digests[0]) if digests else None
-        for position, digest in enumerate(digests):
-            message = upcoming
-            delivery = digest.delivery
-            if isinstance(message, Exception):
-                results[delivery.pk] = record_failure(
-                    delivery, fence.token, message, what="composing failed"
-                )
-                upcoming = _composed(digests[position + 1]) if position + 1 < len(digests) else None
-                continue
-            if in_flight:
-                results[in_flight[0].delivery.pk] = _settle(*in_flight, fence=fence)
-                if results[in_flight[0].delivery.pk].outcome in (Outcome.RETRY, Outcome.FAILED):
-                    _reconnect(connection)  # a broken connection must not fail the rest
-                in_flight = None
-            send_rate.take(1)  # waits for the global rate; SendRateExceeded puts the rest back
-            gate = Gate()
-            handover = sender.submit(send_gated, connection, message, gate)
-            upcoming = _composed(digests[position + 1]) if position + 1 < len(digests) else None
-            if not gate.reached():  # the server refused it before its end: nothing accepted
-                in_flight = (digest, handover, False)
-            elif (passed := _let_through(gate, fence, _sent(digest, message))) is not None:
-                if passed:
-                    handed_over.add(delivery.pk)
-                in_flight = (digest, handover, passed)  # not passed: its "." could not be written
-            else:
-                logger.warning("delivery %s was taken over before it was sent", delivery.pk)
-                handover.exception()  # Withheld: its connection is closed
-                _reconnect(connection)
-                results[delivery.pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
-        if in_flight:
-            results[in_flight[0].delivery.pk] = _settle(*in_flight, fence=fence)
-
-
-def _let_through(gate: Gate, fence: Fence, sent: Sent) -> bool | None:
-    """Mark the message sent if its claim is still ours and write its ".", in one transaction
-    whose COMMIT follows the "." at once. Killed before the ".", the mark rolls back and the
-    server drops the message cut short; once the COMMIT is written, PostgreSQL commits it though
-    the worker is gone. Between the two writes the worker waits for nothing. True: let through;
-    False: the "." could not be written (the mark rolled back); None: taken over (withheld)."""
-    passed = None
+    """Send `digests` (claimed by `fence`) in rounds over `connection` and as many more like it
+    as DIGEST_SMTP_CONNECTIONS asks, each reopened after an error; each outcome goes into
+    `results`, each message handed over into `handed_over`."""
+    more = max(settings.DIGEST_SMTP_CONNECTIONS, 1) - 1
+    lanes = [connection, *(_like(connection) for _ in range(more))]
+    rounds = [digests[start : start + len(lanes)] for start in range(0, len(digests), len(lanes))]
+    connection.open()  # a server that is down puts the chunk back (sending.send_deliveries)
     try:
-        with transaction.atomic():
-            if fence.mark_sent_if_ours(sent, timezone.now()):
-                passed = gate.open()
-                if not passed:
-                    transaction.set_rollback(True)
+        with ThreadPoolExecutor(max_workers=len(lanes)) as senders:
+            upcoming = _composed(rounds[0], fence, results) if rounds else []
+            for number in range(len(rounds)):
+                for _ in upcoming:
+                    send_rate.take(1)  # the global rate; SendRateExceeded puts the rest back
+                handovers = []
+                try:
+                    for lane, (digest, message) in zip(lanes, upcoming, strict=False):
+                        gate = Gate()
+                        work = senders.submit(send_gated, lane, message, gate)
+                        handovers.append(Handover(digest, message, lane, gate, work))
+                    following = rounds[number + 1] if number + 1 < len(rounds) else []
+                    upcoming = _composed(following, fence, results)
+                    _let_through(handovers, fence, results)
+                finally:
+                    for handover in handovers:
+                        handover.gate.release()  # withheld, unless let through
+                handed_over.update(h.digest.delivery.pk for h in handovers if h.marked_sent)
+                _settle(handovers, fence, results)
     finally:
-        if passed is None:
-            gate.shut()
-    return passed
+        for lane in lanes[1:]:
+            lane.close()
 
 
-def _composed(digest: Digest) -> EmailMessage | Exception:
-    try:
-        message = compose(digest)
-        serialize_now(message)
-    except Exception as error:  # noqa: BLE001 - recorded on its delivery
-        return error
-    return message
+def _like(connection: EmailBackend) -> EmailBackend:
+    """Another connection to the same server with the same settings."""
+    return type(connection)(
+        host=connection.host,
+        port=connection.port,
+        username=connection.username,
+        password=connection.password,
+        use_tls=connection.use_tls,
+        use_ssl=connection.use_ssl,
+        timeout=connection.timeout,
+        ssl_keyfile=connection.ssl_keyfile,
+        ssl_certfile=connection.ssl_certfile,
+        fail_silently=connection.fail_silently,
+    )
 
 
-def _sent(digest: Digest, message: EmailMessage) -> Sent:
+def _composed(
+    digests: Sequence[Digest], fence: Fence, results: dict[int, SendResult]
+) -> list[tuple[Digest, EmailMessage]]:
+    """The round's messages, composed and serialized; one that fails is recorded as failed."""
+    composed = []
+    for digest in digests:
+        try:
+            message = compose(digest)
+            serialize_now(message)
+        except Exception as error:  # noqa: BLE001 - recorded on its delivery
+            results[digest.delivery.pk] = record_failure(
+                digest.delivery, fence.token, error, what="composing failed"
+            )
+            continue
+        composed.append((digest, message))
+    return composed
+
+
+def _let_through(
+    handovers: Sequence[Handover], fence: Fence, results: dict[int, SendResult]
+) -> None:
+    """Once every message of the round is at its gate (or refused before it), mark those still
+    ours sent and write their "." in one transaction, whose COMMIT follows the last "." at once.
+    The others are withheld (taken over by another worker). A "." that could not be written
+    fails its message like any broken connection, and _settle takes its mark back."""
+    arrived = [handover for handover in handovers if handover.gate.reached()]
+    sent = [_sent(handover) for handover in arrived]
+    with transaction.atomic():
+        ours = fence.mark_sent_if_ours(sent, timezone.now()) if sent else set()
+        for handover in arrived:
+            if handover.digest.delivery.pk in ours:
+                handover.gate.let_through()
+                handover.marked_sent = True
+    for handover in arrived:
+        if handover.digest.delivery.pk not in ours:
+            pk = handover.digest.delivery.pk
+            logger.warning("delivery %s was taken over before it was sent", pk)
+            results[pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
+
+
+def _sent(handover: Handover) -> Sent:
     return Sent(
-        digest.delivery.pk,
+        handover.digest.delivery.pk,
         sent_at=timezone.now(),
-        message_id=message.extra_headers["Message-ID"],
+        message_id=handover.message.extra_headers["Message-ID"],
         esp_message_id="",
     )
 
 
-def _settle(digest: Digest, handover: Future, marked_sent: bool, *, fence: Fence) -> SendResult:
-    """Wait for the server's answer on a message; a refusal is recorded (and a mark taken back)."""
-    try:
-        handover.result()
-        if not marked_sent:
-            raise smtplib.SMTPException("the message never came to its end")
-    except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
-        return record_failure(digest.delivery, fence.token, error, marked_sent=marked_sent)
-    return SendResult(Outcome.SENT)
-
-
-def _reconnect(connection: EmailBackend) -> None:
-    connection.close()
-    connection.open()
+def _settle(handovers: Sequence[Handover], fence: Fence, results: dict[int, SendResult]) -> None:
+    """Wait for the server's answers; record refusals (taking back their marks) and reopen the
+    connections that failed, so that a broken one fails no more of the chunk."""
+    for handover in handovers:
+        delivery = handover.digest.delivery
+        try:
+            handover.work.result()
+            if not handover.marked_sent:
+                raise smtplib.SMTPException("the message never came to its end")
+        except Exception as error:  # noqa: BLE001 - every failure is recorded on its delivery
+            if delivery.pk not in results:  # not withheld
+                results[delivery.pk] = record_failure(
+                    delivery, fence.token, error, marked_sent=handover.marked_sent
+                )
+            handover.lane.close()  # reopened by its next message
+            continue
+        results[delivery.pk] = SendResult(Outcome.SENT)

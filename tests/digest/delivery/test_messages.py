@@ -1,4 +1,5 @@
-"""Digests as messages on the wire: one SMTP connection, whole MIME parts, headers as is."""
+"""Digests as messages on the wire: a chunk over a few SMTP connections, whole MIME parts,
+headers as is."""
 
 import email
 import socket
@@ -25,9 +26,11 @@ def smtp_server():
     class Keeping:
         def __init__(self) -> None:
             self.received: list[tuple[list[str], bytes]] = []
+            self.peers: set = set()
 
         async def handle_DATA(self, server, session, envelope) -> str:
             self.received.append((envelope.rcpt_tos, envelope.content))
+            self.peers.add(session.peer)
             return "250 OK"
 
     with socket.socket() as probe:
@@ -36,21 +39,24 @@ def smtp_server():
     handler = Keeping()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield port, handler.received
+    yield port, handler.received, handler.peers
     controller.stop()
 
 
-def test_a_chunk_goes_over_one_smtp_connection_each_message_whole_and_marked_sent(
-    planned, smtp_server
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_chunk_goes_over_its_smtp_connections_each_message_whole_and_marked_sent(
+    planned, smtp_server, settings, connections
 ):
     from django.core.mail.backends.smtp import EmailBackend
 
-    port, received = smtp_server
+    settings.DIGEST_SMTP_CONNECTIONS = connections
+    port, received, peers = smtp_server
     backend = EmailBackend(host="127.0.0.1", port=port)
 
     results = sending.send_deliveries(planned, connection=backend)
 
     assert {result.outcome for result in results.values()} == {Outcome.SENT}
+    assert len(planned) == 3 and len(peers) == connections
     parsed = [email.message_from_bytes(content) for _, content in received]
     message_ids = dict(Delivery.objects.values_list("subscriber__email", "message_id"))
     assert {message["To"]: message["Message-ID"] for message in parsed} == message_ids
@@ -62,7 +68,7 @@ def test_a_chunk_goes_over_one_smtp_connection_each_message_whole_and_marked_sen
 def test_smtp_messages_are_multipart_alternative_with_a_boundary_of_their_own(planned, smtp_server):
     from django.core.mail.backends.smtp import EmailBackend
 
-    port, received = smtp_server
+    port, received, _ = smtp_server
     sending.send_deliveries(planned, connection=EmailBackend(host="127.0.0.1", port=port))
 
     parsed = [email.message_from_bytes(content) for _, content in received]
