@@ -9,14 +9,20 @@ mark (smtp_sending). Once written, the kernel delivers it even if the worker is 
 instant.
 """
 
+import functools
+import re
 import socket
 import threading
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend
-from django.core.mail.message import EmailMessage
+from django.core.mail.message import EmailMessage, sanitize_address
 
 _END_OF_DATA = b"\r\n.\r\n"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9-]{1,63}"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
 
 
 class Withheld(Exception):
@@ -76,9 +82,23 @@ class Gate:
         self._released.set()
 
 
+def envelope_address(address: str, encoding: str) -> str:
+    """The address as Django's SMTP backend hands it to the server (sanitize_address), without
+    parsing a plain ASCII address, which it returns as it is: that parse costs a tenth of
+    sending a digest."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    return _sanitized(address, encoding)
+
+
+@functools.lru_cache(maxsize=64)  # the sender's own address, mostly
+def _sanitized(address: str, encoding: str) -> str:
+    return sanitize_address(address, encoding)
+
+
 def send_gated(backend: EmailBackend, message: EmailMessage, gate: Gate) -> None:
-    """backend.send_messages([message]) with the end of its DATA held at `gate`: Withheld if the
-    gate is shut, and the connection is closed then."""
+    """Send `message` as backend.send_messages([message]) would, with the end of its DATA held
+    at `gate`: Withheld if it is not let through, and the connection is closed then."""
     try:
         if backend.connection is None:
             backend.open()  # kept open after the message, as its sender expects
@@ -101,9 +121,12 @@ def send_gated(backend: EmailBackend, message: EmailMessage, gate: Gate) -> None
                 smtp.close()
                 raise
 
+        encoding = message.encoding or settings.DEFAULT_CHARSET
+        sender = envelope_address(message.from_email, encoding)
+        recipients = [envelope_address(address, encoding) for address in message.recipients()]
         smtp.send = gated
         try:
-            backend.send_messages([message])
+            smtp.sendmail(sender, recipients, message.message().as_bytes(linesep="\r\n"))
         finally:
             del smtp.send
     finally:

@@ -11,11 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend
+from django.core.mail.message import sanitize_address
 from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
 
-from digest.delivery import claims, planning, sending
+from digest.delivery import claims, planning, sending, smtp_gate
 from digest.delivery.sending import Outcome
-from digest.delivery.smtp_gate import Gate, Withheld, send_gated
+from digest.delivery.smtp_gate import Gate, Withheld, envelope_address, send_gated
 from digest.models import Delivery
 from tests.digest.delivery.delivery_records import NOW, make_subscriber
 
@@ -190,3 +193,19 @@ def test_a_message_the_server_refuses_at_its_end_has_its_sent_mark_taken_back(
     assert answer.split(" ", 1)[1] in refused.error
     sent = Delivery.objects.filter(pk__in=[ids[0], ids[2]])
     assert {row.status for row in sent} == {"sent"} and all(row.sent_at for row in sent)
+
+
+@given(st.from_regex(smtp_gate._PLAIN_ADDRESS, fullmatch=True))
+def test_a_plain_address_goes_on_the_envelope_as_django_would_put_it(address):
+    assert envelope_address(address, "utf-8") == sanitize_address(address, "utf-8")
+
+
+@given(st.one_of(st.text(), st.emails(), st.builds("{}@{}".format, st.text(), st.text())))
+def test_any_address_goes_on_the_envelope_as_django_would_put_it_or_is_refused_alike(address):
+    try:
+        expected = sanitize_address(address, "utf-8")
+    except ValueError:
+        with pytest.raises(ValueError):
+            envelope_address(address, "utf-8")
+    else:
+        assert envelope_address(address, "utf-8") == expected
