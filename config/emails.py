@@ -70,15 +70,18 @@ class Email(EmailMultiAlternatives):
             mime = super().message(*args, **kwargs)
         finally:
             self.subject = subject
-        mime.replace_header("Subject", encoded_subject(subject))
+        mime.replace_header("Subject", subject_header(subject))
         return mime
 
 
 @functools.lru_cache(maxsize=1024)
-def encoded_subject(subject: str) -> str:
-    """The Subject header's value for a non-ASCII subject. Encoding one costs more than the
-    rest of a digest's MIME (the standard library measures each candidate line again per
-    character), and a day's digests share their subjects' papers, so most come from the cache."""
+def subject_header(subject: str) -> str:
+    """The Subject header's value, as Email.message sets it (Django's own encoding for ASCII).
+    Encoding a non-ASCII one costs more than the rest of a digest's MIME (the standard library
+    measures each candidate line again per character), and a day's digests share their
+    subjects' papers, so most come from the cache."""
+    if subject.isascii():
+        return Header(subject).encode()
     return Header(subject, "utf-8", header_name="Subject").encode()
 
 

@@ -1,6 +1,7 @@
 """A delivery as an email: its digest loaded in a few queries, composed, and serialized once."""
 
 import binascii
+import functools
 import os
 import random
 import re
@@ -11,6 +12,7 @@ from email.policy import Compat32
 
 from django.core.mail.message import EmailAlternative, EmailMessage
 
+from config.emails import Email, subject_header
 from digest.delivery.composing import compose_digest, list_id_domain
 from digest.matching import Match
 from digest.models import DeliveredPaper, Delivery, Paper
@@ -88,22 +90,112 @@ def delivery_message(delivery: Delivery) -> EmailMessage:
 
 
 def serialize_now(message: EmailMessage) -> None:
-    """Build the MIME message and its bytes here, once: Django's SMTP backend asks for them
-    (message().as_bytes(linesep="\\r\\n")) in the sender thread, which then only waits on the
-    server instead of competing with composing for the interpreter."""
+    """Build the message's bytes here, once (wire_bytes gives them): the sender thread then only
+    waits on the server instead of competing with composing for the interpreter. A digest's
+    bytes are written directly (_digest_wire); message() still returns its MIME, built when asked
+    for, whose as_bytes(linesep="\\r\\n") are those bytes."""
+    boundary = fresh_boundary(message)
+    build = message.message
+    wire = _digest_wire(message, boundary)
+    if wire is None:  # not a digest's shape
+        mime = _mime(message, build, boundary)
+        wire = mime.as_bytes(linesep="\r\n")
+        message.message = lambda: mime
+    else:
+        message.message = functools.cache(lambda: _mime(message, build, boundary, wire=wire))
+    message.wire = wire
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as it goes to an SMTP server (CRLF line ends)."""
+    wire = getattr(message, "wire", None)
+    return wire if wire is not None else message.message().as_bytes(linesep="\r\n")
+
+
+def _mime(message: EmailMessage, build, boundary: str, *, wire: bytes | None = None):
+    """The MIME message as `build` (Django's message()) makes it, its text parts encoded by
+    binascii, with `boundary`; as_bytes(linesep="\\r\\n") gives `wire` when it is known."""
     plain = message.body and not message.attachments  # a digest's shape; else Django's own
-    mime = _quoted_printable_mime(message) if plain else message.message()
+    mime = _quoted_printable_mime(message, build) if plain else build()
     mime.policy = SHORT_HEADERS_AS_IS
     if mime.is_multipart():
-        mime.set_boundary(fresh_boundary(message))
+        mime.set_boundary(boundary)
     generate = mime.as_bytes
-    wire = _wire_bytes(mime) if plain else generate(linesep="\r\n")
+    if wire is None:
+        wire = _wire_bytes(mime) if plain else generate(linesep="\r\n")
 
     def as_bytes(unixfrom: bool = False, linesep: str = "\n") -> bytes:
         return wire if linesep == "\r\n" and not unixfrom else generate(unixfrom, linesep)
 
     mime.as_bytes = as_bytes
-    message.message = lambda: mime
+    return mime
+
+
+_TEXT_PART_HEADERS = (
+    'Content-Type: text/{}; charset="utf-8"\r\n'
+    "MIME-Version: 1.0\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+
+
+def _digest_wire(message: EmailMessage, boundary: str) -> bytes | None:
+    """A digest's bytes as Django's message() and the generator would write them (a text part
+    and an HTML alternative, quoted-printable), without building the MIME objects, which costs
+    as much as the rest of serializing; None for any other shape, or a header value Django
+    would refuse or encode, left to them."""
+    headers = _digest_headers(message)
+    if headers is None:
+        return None
+    fold = SHORT_HEADERS_AS_IS_CRLF.fold_binary
+    top = [fold("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
+    top += [fold(name, value) for name, value in [("MIME-Version", "1.0"), *headers]]
+    parts = [
+        _TEXT_PART_HEADERS.format(subtype).encode() + _crlf(_quoted_printable(text)).encode()
+        for subtype, text in (("plain", message.body), ("html", message.alternatives[0].content))
+    ]
+    dash = f"--{boundary}".encode()
+    return b"".join(
+        [*top, b"\r\n", dash, b"\r\n", parts[0], b"\r\n", dash, b"\r\n", parts[1]]
+        + [b"\r\n", dash, b"--\r\n"]
+    )
+
+
+def _digest_headers(message: EmailMessage) -> list[tuple[str, str]] | None:
+    """The headers after Content-Type and MIME-Version, as Django's message() sets them."""
+    shaped = (
+        isinstance(message, Email)
+        and message.body
+        and not message.attachments
+        and len(message.alternatives) == 1
+        and message.alternatives[0].mimetype == "text/html"
+        and message.to
+        and not (message.cc or message.bcc or message.reply_to)
+        and message.encoding in (None, "utf-8")
+        and {"date", "message-id"} <= {name.lower() for name in message.extra_headers}
+    )
+    if not shaped or {name.lower() for name in message.extra_headers} & _SET_BY_DJANGO:
+        return None
+    headers = [
+        ("Subject", str(message.subject)),
+        ("From", message.from_email),
+        ("To", ", ".join(str(address) for address in message.to)),
+        *message.extra_headers.items(),
+    ]
+    values = [value for _, value in headers]
+    if not all(isinstance(value, str) and value.isascii() for value in values[1:]):
+        return None  # Django's forbid_multi_line_headers encodes it
+    if any("\n" in value or "\r" in value for value in values):
+        return None  # and refuses this
+    headers[0] = ("Subject", subject_header(values[0]))
+    return headers
+
+
+# Header names Django's message() takes from the message's own fields when they are given.
+_SET_BY_DJANGO = {"from", "to", "cc", "reply-to"}
+
+
+def _quoted_printable(text: str) -> str:
+    return binascii.b2a_qp(text.encode("utf-8", "surrogateescape")).decode("ascii")
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -152,7 +244,7 @@ def _crlf(text: str) -> str:
     return text.replace("\n", "\r\n")
 
 
-def _quoted_printable_mime(message: EmailMessage):
+def _quoted_printable_mime(message: EmailMessage, build):
     """The message as Django builds it, with each text part quoted-printable encoded by binascii
     (C) instead of the standard library's pure-Python encoder, which costs half of serializing a
     digest. Django builds the headers and the structure around placeholder bodies."""
@@ -161,15 +253,14 @@ def _quoted_printable_mime(message: EmailMessage):
     message.body = " "  # not empty: Django leaves an empty body's part out
     message.alternatives = [EmailAlternative(" ", alt.mimetype) for alt in alternatives]
     try:
-        mime = message.message()
+        mime = build()
     finally:
         message.body, message.alternatives = body, alternatives
     parts = mime.get_payload() if mime.is_multipart() else [mime]
     for part, text in zip(parts, texts, strict=True):
-        encoded = binascii.b2a_qp(text.encode("utf-8", "surrogateescape"))
         del part["Content-Transfer-Encoding"]
         part["Content-Transfer-Encoding"] = "quoted-printable"
-        part.set_payload(encoded.decode("ascii"))
+        part.set_payload(_quoted_printable(text))
     return mime
 
 
@@ -194,6 +285,7 @@ _UNFOLDABLE = re.compile(r"[^;, ]+")
 
 
 SHORT_HEADERS_AS_IS = ShortHeadersAsIs()
+SHORT_HEADERS_AS_IS_CRLF = SHORT_HEADERS_AS_IS.clone(linesep="\r\n")
 
 
 def fresh_boundary(message: EmailMessage) -> str:

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import EmailMessage, sanitize_address
 
+from digest.delivery.messages import wire_bytes
+
 _END_OF_DATA = b"\r\n.\r\n"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9-]{1,63}"
@@ -126,7 +128,7 @@ def send_gated(backend: EmailBackend, message: EmailMessage, gate: Gate) -> None
         recipients = [envelope_address(address, encoding) for address in message.recipients()]
         smtp.send = gated
         try:
-            smtp.sendmail(sender, recipients, message.message().as_bytes(linesep="\r\n"))
+            smtp.sendmail(sender, recipients, wire_bytes(message))
         finally:
             del smtp.send
     finally:

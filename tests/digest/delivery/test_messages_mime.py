@@ -88,3 +88,18 @@ def test_the_wire_bytes_are_what_the_generator_writes(subject, text, html):
     mime = ours.message()
 
     assert mime.as_bytes(linesep="\r\n") == type(mime).as_bytes(mime, linesep="\r\n")
+
+
+def test_a_digests_bytes_are_written_without_building_its_mime(monkeypatch):
+    ours = message("Papers for you", "Text.", "<p>HTML.</p>")
+
+    def no_mime(self):
+        raise AssertionError("the MIME objects were built")
+
+    monkeypatch.setattr(Email, "message", no_mime)
+    messages.serialize_now(ours)
+    monkeypatch.undo()
+
+    assert read_back(messages.wire_bytes(ours)) == read_back(
+        message("Papers for you", "Text.", "<p>HTML.</p>").message().as_bytes(linesep="\r\n")
+    )
