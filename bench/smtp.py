@@ -1,7 +1,8 @@
 """Sending speed of one worker: 2,000 planned digests sent by send_deliveries, the code a Celery
-worker runs (claim each chunk of DIGEST_SEND_CHUNK, compose, send over one SMTP connection per
-chunk, mark each sent), to a local aiosmtpd server running in another process. Only planning is
-left out of the clock.
+worker runs (claim each chunk of DIGEST_SEND_CHUNK, compose, send in rounds over
+DIGEST_SMTP_CONNECTIONS SMTP connections, each round marked sent in one transaction committed
+right after its messages' last lines), to a local aiosmtpd server running in another process.
+Only planning is left out of the clock.
 
     .venv/bin/python bench/smtp.py                      # a temporary SQLite file
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/smtp.py
@@ -10,7 +11,7 @@ left out of the clock.
 Prints emails/s (wall clock) and how many the server received. Target: >= 200 emails/s.
 For scale it then prints what the same server takes from a bare smtplib loop resending one
 digest's bytes: the ceiling a sender in Python reaches against this (Python) server, and the
-send path's ratio to it (target: >= 0.6, with the default DIGEST_MARK_SENT_EVERY=1).
+send path's ratio to it (target: >= 0.6).
 """
 
 import multiprocessing
@@ -129,7 +130,8 @@ def run_bench(received, port: int) -> None:
     assert sent == len(ids) == READERS == received.value - READERS, (sent, received.value)
     print(
         f"{sent:,} digests over SMTP ({connection.vendor}, {settings.DIGEST_SEND_CHUNK} per "
-        f"connection): {seconds:.2f} s, {sent / seconds:,.0f} emails/s; "
+        f"task over {settings.DIGEST_SMTP_CONNECTIONS} connections): {seconds:.2f} s, "
+        f"{sent / seconds:,.0f} emails/s; "
         f"the server received {received.value - READERS:,}; sender CPU {cpu_seconds:.2f} s"
     )
     ceiling_after = server_ceiling(port, ids[0])
