@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.matching.allocation import without_cycle_collection
+from digest.matching.matched_words import MAX_MATCHED_TERMS, matched_words
 from digest.matching.paper_index import PaperIndex
 from digest.matching.ranking import Picks
 from digest.matching.semantic_blend import is_liked_line
 from digest.matching.text import contains_phrase, topic_stems
-
-MAX_MATCHED_TERMS = 6
 
 
 @dataclass(frozen=True)
@@ -136,6 +135,43 @@ def _in_title(
     return in_title.issuperset(stems)
 
 
+def _said(
+    index: PaperIndex, picks: Picks, picked: np.ndarray, liked_lines: np.ndarray
+) -> dict[tuple[int, int], tuple[tuple[str, ...], str]]:
+    """The matched words and the sentence of each (paper, topic line) of the `picked` entries."""
+    close = picks.close if len(picks.close) == len(picks.papers) else None
+    papers, lines = picks.papers[picked], picks.lines[picked]
+    on_line = np.flatnonzero(lines >= 0)
+    on_line = on_line[~liked_lines[lines[on_line]]]
+    _, first = np.unique(papers[on_line] * len(picks.topics) + lines[on_line], return_index=True)
+    chosen = picked[on_line[first]]
+    topics = [picks.topics[line] for line in picks.lines[chosen].tolist()]
+    words = matched_words(index, picks.papers[chosen], topics)
+    meanings = close[chosen].tolist() if close is not None else [False] * len(chosen)
+    said = {}
+    for i, (paper, line, topic, meaning) in enumerate(
+        zip(
+            picks.papers[chosen].tolist(),
+            picks.lines[chosen].tolist(),
+            topics,
+            meanings,
+            strict=True,
+        )
+    ):
+        if words.done[i]:
+            terms, in_title = words.terms[i], words.in_title[i]
+        else:
+            terms, in_title = explain(index, paper, topic)
+        if meaning:  # the embedding's cosine made most of the score
+            text = f'Close in meaning to your topic "{topic}"'
+            text += f" (it says: {', '.join(terms)})" if terms else ""
+        else:
+            title = " in the title" if in_title else ""
+            text = f'Matches your topic "{topic}"{title}: ' + ", ".join(terms)
+        said[paper, line] = (terms, text)
+    return said
+
+
 def _reasons(
     index: PaperIndex,
     picks: Picks,
@@ -146,30 +182,20 @@ def _reasons(
 ) -> list[tuple]:
     """For each of the `picked` entries of picks, the Match fields but its score: (paper id,
     pinned, topic, matched terms, why, liked title)."""
+    liked_lines = np.fromiter(map(is_liked_line, picks.topics), dtype=bool, count=len(picks.topics))
+    said = _said(index, picks, picked, liked_lines)
     reasons = []
-    said: dict[tuple[int, int], tuple[tuple[str, ...], str]] = {}  # words for a line, said once
-    close = picks.close if len(picks.close) == len(picks.papers) else np.zeros(len(liked), bool)
-    for paper, line, like, meaning in zip(
+    for paper, line, like in zip(
         picks.papers[picked].tolist(),
         picks.lines[picked].tolist(),
         liked[picked].tolist(),
-        close[picked].tolist(),
         strict=True,
     ):
         topic, terms, parts = "", (), []
-        if line >= 0 and is_liked_line(picks.topics[line]):
+        if line >= 0 and liked_lines[line]:
             parts.append("Close in meaning to papers you liked")
         elif line >= 0:
             topic = picks.topics[line]
-            if (paper, line) not in said:
-                terms, in_title = explain(index, paper, topic)
-                title = " in the title" if in_title else ""
-                if meaning:  # the embedding's cosine made most of the score
-                    text = f'Close in meaning to your topic "{topic}"'
-                    text += f" (it says: {', '.join(terms)})" if terms else ""
-                else:
-                    text = f'Matches your topic "{topic}"{title}: ' + ", ".join(terms)
-                said[paper, line] = (terms, text)
             terms, text = said[paper, line]
             parts.append(text)
         liked_title = picks.liked_titles[like] if like >= 0 else ""
