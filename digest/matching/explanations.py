@@ -233,7 +233,8 @@ def to_matches(
     else:
         keys = np.unique(np.column_stack([reason_of, score_key]), axis=0, return_inverse=True)[1]
     _, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
-    made = [
+    made = np.empty(len(first), dtype=object)  # each pick's Match gathered in one take
+    made[:] = [
         Match(r[0], score, r[1], r[2], r[3], r[4], r[5])
         for r, score in zip(
             map(reasons.__getitem__, reason_of[first].tolist()),
@@ -241,6 +242,6 @@ def to_matches(
             strict=True,
         )
     ]
-    every = list(map(made.__getitem__, inverse.reshape(-1).tolist()))
+    every = made[inverse.reshape(-1)].tolist()
     ends = np.cumsum(picks.counts).tolist()
     return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
