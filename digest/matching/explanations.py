@@ -140,28 +140,24 @@ def _said(
 ) -> dict[tuple[int, int], tuple[tuple[str, ...], str]]:
     """The matched words and the sentence of each (paper, topic line) of the `picked` entries."""
     close = picks.close if len(picks.close) == len(picks.papers) else None
-    papers, lines = picks.papers[picked], picks.lines[picked]
-    on_line = np.flatnonzero(lines >= 0)
-    on_line = on_line[~liked_lines[lines[on_line]]]
-    _, first = np.unique(papers[on_line] * len(picks.topics) + lines[on_line], return_index=True)
+    picked_papers, picked_lines = picks.papers[picked], picks.lines[picked]
+    on_line = np.flatnonzero(picked_lines >= 0)
+    on_line = on_line[~liked_lines[picked_lines[on_line]]]
+    _, first = np.unique(
+        picked_papers[on_line] * len(picks.topics) + picked_lines[on_line], return_index=True
+    )
     chosen = picked[on_line[first]]
-    topics = [picks.topics[line] for line in picks.lines[chosen].tolist()]
+    papers, lines = picks.papers[chosen].tolist(), picks.lines[chosen].tolist()
+    topics = [picks.topics[line] for line in lines]
     words = matched_words(index, picks.papers[chosen], topics)
+    said_terms, in_titles = words.terms, words.in_title.tolist()
+    for i in np.flatnonzero(~words.done).tolist():
+        said_terms[i], in_titles[i] = explain(index, papers[i], topics[i])
     meanings = close[chosen].tolist() if close is not None else [False] * len(chosen)
     said = {}
-    for i, (paper, line, topic, meaning) in enumerate(
-        zip(
-            picks.papers[chosen].tolist(),
-            picks.lines[chosen].tolist(),
-            topics,
-            meanings,
-            strict=True,
-        )
+    for paper, line, topic, meaning, terms, in_title in zip(
+        papers, lines, topics, meanings, said_terms, in_titles, strict=True
     ):
-        if words.done[i]:
-            terms, in_title = words.terms[i], words.in_title[i]
-        else:
-            terms, in_title = explain(index, paper, topic)
         if meaning:  # the embedding's cosine made most of the score
             text = f'Close in meaning to your topic "{topic}"'
             text += f" (it says: {', '.join(terms)})" if terms else ""
@@ -184,6 +180,7 @@ def _reasons(
     pinned, topic, matched terms, why, liked title)."""
     liked_lines = np.fromiter(map(is_liked_line, picks.topics), dtype=bool, count=len(picks.topics))
     said = _said(index, picks, picked, liked_lines)
+    liked_line = liked_lines.tolist()
     reasons = []
     for paper, line, like in zip(
         picks.papers[picked].tolist(),
@@ -192,7 +189,7 @@ def _reasons(
         strict=True,
     ):
         topic, terms, parts = "", (), []
-        if line >= 0 and liked_lines[line]:
+        if line >= 0 and liked_line[line]:
             parts.append("Close in meaning to papers you liked")
         elif line >= 0:
             topic = picks.topics[line]

@@ -199,6 +199,9 @@ class _Runs:
         bits = np.bitwise_or.reduceat(bit, starts)
         return cls(pair[starts], first, last, last - first + 1, bits)
 
+    def only(self, kept: np.ndarray) -> _Runs:
+        return _Runs(*(values[kept] for values in vars(self).values()))
+
     def contents(self, tokens: _Tokens) -> np.ndarray:
         """Each run's stems (of up to RUN_STEMS) packed in one key."""
         key = np.zeros(len(self.first), dtype=np.int64)
@@ -214,17 +217,11 @@ def _terms(
 ) -> list[tuple[str, ...]]:
     """Each pair's terms: the first surface of each distinct run, longest first (the earliest
     of equals), without those whose words a listed one already has."""
-    keep = done[runs.pair]
-    if not keep.any():
+    runs = runs.only(done[runs.pair])
+    if not len(runs.pair):
         return [()] * n
-    pair, first, last, length, bits = (
-        runs.pair[keep],
-        runs.first[keep],
-        runs.last[keep],
-        runs.length[keep],
-        runs.bits[keep],
-    )
-    content = _Runs(pair, first, last, length, bits).contents(tokens)
+    pair, first, last, length, bits = runs.pair, runs.first, runs.last, runs.length, runs.bits
+    content = runs.contents(tokens)
     # The first run of each distinct content of a pair: its surface.
     order = np.lexsort((np.arange(len(pair)), content, pair))
     heads = order[
@@ -243,7 +240,7 @@ def _terms(
     group_start = np.searchsorted(pair[listed], pair[listed], side="left")
     listed = listed[np.arange(len(listed)) - group_start < MAX_MATCHED_TERMS]
     field_texts = [
-        text for pair in zip(index.titles, index.abstracts, strict=True) for text in pair
+        text for both in zip(index.titles, index.abstracts, strict=True) for text in both
     ]
     texts = map(field_texts.__getitem__, tokens.field[first[listed]].tolist())
     spans = map(slice, tokens.start[first[listed]].tolist(), tokens.end[last[listed]].tolist())
