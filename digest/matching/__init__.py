@@ -6,6 +6,7 @@
     profile       the reader profile learned from their ratings, and how it scores papers
     profile_ranking  the day's profiles in a ranking pass: centroids, remembered papers
     explanations  which topic and which of the paper's words matched, or which rated paper
+    matched_words  the same words for every (paper, topic line) of a ranking at once
     selection     the only part that reads the database: candidates, already sent, digests
 
 Every name other modules import from `digest.matching` is re-exported here. The settings (upper

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.matching.allocation import without_cycle_collection
+from digest.matching.matched_words import MAX_MATCHED_TERMS, matched_words
 from digest.matching.paper_index import PaperIndex
 from digest.matching.ranking import Picks
 from digest.matching.semantic_blend import is_liked_line
-from digest.matching.text import END, SEGMENT, START, STEM, contains_phrase, topic_stems
-
-MAX_MATCHED_TERMS = 6
+from digest.matching.text import contains_phrase, topic_stems
 
 
 @dataclass(frozen=True)
@@ -33,27 +32,32 @@ class _Field:
     and span, and where each stem occurs."""
 
     text: str
-    stems: list[str]
-    segments: list[int]
-    starts: list[int]
-    ends: list[int]
+    stems: tuple[str, ...]
+    segments: tuple[int, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
     where: dict[str, list[int]]
 
 
-def _fields(index: PaperIndex, paper: int) -> tuple[_Field, ...]:
+def _field(text: str, tokens: Sequence[tuple]) -> _Field:
+    stems, starts, ends, segments = zip(*tokens, strict=True) if tokens else ((), (), (), ())
+    where: dict[str, list[int]] = {}
+    for i, stem_ in enumerate(stems):
+        if stem_ in where:
+            where[stem_].append(i)
+        else:
+            where[stem_] = [i]
+    return _Field(text, stems, segments, starts, ends, where)
+
+
+def _fields(index: PaperIndex, paper: int) -> tuple[_Field, _Field]:
     fields = index.positions.get(paper)
     if fields is None:
-        made = []
-        texts = (index.titles[paper], index.abstracts[paper])
-        for text, tokens in zip(texts, index.tokens[paper], strict=True):
-            stems = [token[STEM] for token in tokens]
-            where: dict[str, list[int]] = {}
-            for i, stem_ in enumerate(stems):
-                where.setdefault(stem_, []).append(i)
-            segments = [token[SEGMENT] for token in tokens]
-            starts, ends = [token[START] for token in tokens], [token[END] for token in tokens]
-            made.append(_Field(text, stems, segments, starts, ends, where))
-        fields = index.positions[paper] = tuple(made)
+        title_tokens, abstract_tokens = index.tokens[paper]
+        fields = index.positions[paper] = (
+            _field(index.titles[paper], title_tokens),
+            _field(index.abstracts[paper], abstract_tokens),
+        )
     return fields
 
 
@@ -71,11 +75,12 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
     wanted = own.union(*long_forms) if long_forms else own
     surfaces: dict[tuple[str, ...], str | None] = {}  # first surface of each run of stems
     in_title: set[str] = set()  # stems of the title's matching runs
-    for number, field_ in enumerate(_fields(index, paper)):
+    title, abstract = _fields(index, paper)
+    for field_ in (title, abstract):
         where = field_.where
-        found = [i for s in wanted if s in where for i in where[s]]
-        if not found:
+        if where.keys().isdisjoint(wanted):
             continue
+        found = [i for s in wanted if s in where for i in where[s]]
         found.sort()
         segments, field_stems = field_.segments, field_.stems
         first = last = found[0]
@@ -84,19 +89,28 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
             if i == last + 1 and segments[last] == segments[i]:
                 last = i
                 continue
-            run_stems = tuple(field_stems[first : last + 1])
+            run_stems = field_stems[first : last + 1]
             if run_stems not in surfaces:
                 surfaces[run_stems] = None
-                # A long form's words count only together: "language" alone is not "LLM".
-                if not own.isdisjoint(run_stems) or any(
-                    contains_phrase(run_stems, f) for f in long_forms
+                # A long form's words count only together: "language" alone is not "LLM". (Without
+                # long forms every stem found is the topic's own.)
+                if (
+                    not long_forms
+                    or not own.isdisjoint(run_stems)
+                    or any(contains_phrase(run_stems, f) for f in long_forms)
                 ):
                     surfaces[run_stems] = field_.text[field_.starts[first] : field_.ends[last]]
-                    if number == 0:
+                    if field_ is title:
                         in_title.update(run_stems)
             first = last = i
-    # Longest first; a word already inside a listed phrase ("experts" after "Mixture of
-    # Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing.
+    return _terms(surfaces), _in_title(in_title, acronyms, stems)
+
+
+def _terms(surfaces: dict[tuple[str, ...], str | None]) -> tuple[str, ...]:
+    """Longest first; a word already inside a listed phrase ("experts" after "Mixture of
+    Experts") or another form of a listed word ("MoEs" after "MoE") adds nothing."""
+    if len(surfaces) == 1:
+        return tuple(surface for surface in surfaces.values() if surface)
     terms: list[str] = []
     kept: list[frozenset[str]] = []
     for run_stems in sorted(surfaces, key=len, reverse=True):
@@ -105,14 +119,53 @@ def explain(index: PaperIndex, paper: int, topic: str) -> tuple[tuple[str, ...],
             if not any(kept_ >= run_set for kept_ in kept):
                 kept.append(run_set)
                 terms.append(surface)
-    # "In the title" only when the title alone says every word of the topic (an acronym standing
-    # for its long form): "Foundation Model" is not "diffusion models".
+    return tuple(terms[:MAX_MATCHED_TERMS])
+
+
+def _in_title(
+    in_title: set[str], acronyms: dict[str, tuple[str, ...]], stems: tuple[str, ...]
+) -> bool:
+    """ "In the title" only when the title alone says every word of the topic (an acronym standing
+    for its long form): "Foundation Model" is not "diffusion models"."""
     for acronym, long_form in acronyms.items():
         if acronym in in_title:
             in_title.update(long_form)
         elif in_title.issuperset(long_form):
             in_title.add(acronym)
-    return tuple(terms[:MAX_MATCHED_TERMS]), in_title.issuperset(stems)
+    return in_title.issuperset(stems)
+
+
+def _said(
+    index: PaperIndex, picks: Picks, picked: np.ndarray, liked_lines: np.ndarray
+) -> dict[tuple[int, int], tuple[tuple[str, ...], str]]:
+    """The matched words and the sentence of each (paper, topic line) of the `picked` entries."""
+    close = picks.close if len(picks.close) == len(picks.papers) else None
+    picked_papers, picked_lines = picks.papers[picked], picks.lines[picked]
+    on_line = np.flatnonzero(picked_lines >= 0)
+    on_line = on_line[~liked_lines[picked_lines[on_line]]]
+    _, first = np.unique(
+        picked_papers[on_line] * len(picks.topics) + picked_lines[on_line], return_index=True
+    )
+    chosen = picked[on_line[first]]
+    papers, lines = picks.papers[chosen].tolist(), picks.lines[chosen].tolist()
+    topics = [picks.topics[line] for line in lines]
+    words = matched_words(index, picks.papers[chosen], topics)
+    said_terms, in_titles = words.terms, words.in_title.tolist()
+    for i in np.flatnonzero(~words.done).tolist():
+        said_terms[i], in_titles[i] = explain(index, papers[i], topics[i])
+    meanings = close[chosen].tolist() if close is not None else [False] * len(chosen)
+    said = {}
+    for paper, line, topic, meaning, terms, in_title in zip(
+        papers, lines, topics, meanings, said_terms, in_titles, strict=True
+    ):
+        if meaning:  # the embedding's cosine made most of the score
+            text = f'Close in meaning to your topic "{topic}"'
+            text += f" (it says: {', '.join(terms)})" if terms else ""
+        else:
+            title = " in the title" if in_title else ""
+            text = f'Matches your topic "{topic}"{title}: ' + ", ".join(terms)
+        said[paper, line] = (terms, text)
+    return said
 
 
 def _reasons(
@@ -125,30 +178,21 @@ def _reasons(
 ) -> list[tuple]:
     """For each of the `picked` entries of picks, the Match fields but its score: (paper id,
     pinned, topic, matched terms, why, liked title)."""
+    liked_lines = np.fromiter(map(is_liked_line, picks.topics), dtype=bool, count=len(picks.topics))
+    said = _said(index, picks, picked, liked_lines)
+    liked_line = liked_lines.tolist()
     reasons = []
-    said: dict[tuple[int, int], tuple[tuple[str, ...], str]] = {}  # words for a line, said once
-    close = picks.close if len(picks.close) == len(picks.papers) else np.zeros(len(liked), bool)
-    for paper, line, like, meaning in zip(
+    for paper, line, like in zip(
         picks.papers[picked].tolist(),
         picks.lines[picked].tolist(),
         liked[picked].tolist(),
-        close[picked].tolist(),
         strict=True,
     ):
         topic, terms, parts = "", (), []
-        if line >= 0 and is_liked_line(picks.topics[line]):
+        if line >= 0 and liked_line[line]:
             parts.append("Close in meaning to papers you liked")
         elif line >= 0:
             topic = picks.topics[line]
-            if (paper, line) not in said:
-                terms, in_title = explain(index, paper, topic)
-                title = " in the title" if in_title else ""
-                if meaning:  # the embedding's cosine made most of the score
-                    text = f'Close in meaning to your topic "{topic}"'
-                    text += f" (it says: {', '.join(terms)})" if terms else ""
-                else:
-                    text = f'Matches your topic "{topic}"{title}: ' + ", ".join(terms)
-                said[paper, line] = (terms, text)
             terms, text = said[paper, line]
             parts.append(text)
         liked_title = picks.liked_titles[like] if like >= 0 else ""
@@ -186,7 +230,8 @@ def to_matches(
     else:
         keys = np.unique(np.column_stack([reason_of, score_key]), axis=0, return_inverse=True)[1]
     _, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
-    made = [
+    made = np.empty(len(first), dtype=object)  # each pick's Match gathered in one take
+    made[:] = [
         Match(r[0], score, r[1], r[2], r[3], r[4], r[5])
         for r, score in zip(
             map(reasons.__getitem__, reason_of[first].tolist()),
@@ -194,6 +239,6 @@ def to_matches(
             strict=True,
         )
     ]
-    every = list(map(made.__getitem__, inverse.reshape(-1).tolist()))
+    every = made[inverse.reshape(-1)].tolist()
     ends = np.cumsum(picks.counts).tolist()
     return [every[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]

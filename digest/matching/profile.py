@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -166,6 +166,14 @@ def concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths) + np.arange(
         int(ends[-1]) if len(ends) else 0
     )
+
+
+def numbered(values: Iterable[str]) -> tuple[list[str], np.ndarray]:
+    """(the distinct values in the order they first come, each value's number among them)."""
+    values = list(values)
+    distinct = list(dict.fromkeys(values))
+    number = dict(zip(distinct, range(len(distinct)), strict=True))
+    return distinct, np.fromiter(map(number.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _mixed(x: np.ndarray) -> np.ndarray:

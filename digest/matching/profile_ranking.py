@@ -15,7 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from digest.matching.paper_index import PaperIndex
-from digest.matching.profile import Profile, Vectors, concatenated_ranges, stack
+from digest.matching.profile import Profile, Vectors, concatenated_ranges, numbered, stack
 
 PROFILE_WEIGHT = 4.0
 PROFILE_FLOOR = 0.1
@@ -81,8 +81,8 @@ class ProfilePart:
         has = np.flatnonzero(mine >= 0)
         share = np.zeros(len(rows), dtype=np.float32)
         if len(has):
-            cosines = np.asarray(self.cosines[mine[has], papers[has]]).reshape(-1)
-            share[has] = PROFILE_WEIGHT * cosines
+            # Dense: a few picks per row of cosines, each a scan of its row in the sparse form.
+            share[has] = PROFILE_WEIGHT * self.cosines.toarray()[mine[has], papers[has]]
         return (share > 0) & (share >= PROFILE_SHARE_EXPLAINED * scores)
 
 
@@ -117,15 +117,8 @@ class Profiles:
         papers_t = index.profile_papers().T.tocsr()
         # Titles said once: readers who rated up the same paper share its "like 'X'". One title
         # per remembered row, whatever was stored ("": a paper without one is not named).
-        titles: dict[str, int] = {}
-        title_of = np.fromiter(
-            (
-                titles.setdefault(t, len(titles))
-                for p in profiles
-                if p
-                for t in _padded(p.liked_titles, len(p.liked.offsets) - 1)
-            ),
-            dtype=np.int64,
+        titles, title_of = numbered(
+            t for p in profiles if p for t in _padded(p.liked_titles, len(p.liked.offsets) - 1)
         )
         return cls(
             papers_t,
@@ -134,7 +127,7 @@ class Profiles:
             liked,
             disliked,
             _near_duplicates(disliked.matrix, papers_t),
-            list(titles),
+            titles,
             title_of,
         )
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 from scipy import sparse
 
 from digest.matching.allocation import without_cycle_collection
 from digest.matching.paper_index import RELEVANCE_THRESHOLD, PaperIndex
-from digest.matching.profile import Profile, concatenated_ranges
+from digest.matching.profile import Profile, concatenated_ranges, numbered
 from digest.matching.profile_ranking import Profiles
 from digest.matching.semantic_blend import SEMANTIC_WEIGHT, semantic_relevance
 
@@ -57,15 +58,13 @@ class Picks:
 
 def _topic_slots(interests: Sequence[Interest]) -> tuple[list[str], np.ndarray]:
     """(distinct topic lines, interests × max lines array of their indices, -1 padded)."""
-    ids: dict[str, int] = {}
-    per_interest = [[ids.setdefault(t, len(ids)) for t in i.topics] for i in interests]
-    width = max((len(lines) for lines in per_interest), default=0) or 1
-    slots = np.full((len(interests), width), -1, dtype=np.int64)
-    counts = np.fromiter((len(lines) for lines in per_interest), dtype=np.int64)
+    counts = np.fromiter((len(i.topics) for i in interests), dtype=np.int64, count=len(interests))
+    topics, lines = numbered(chain.from_iterable(i.topics for i in interests))
+    slots = np.full((len(interests), int(counts.max(initial=0)) or 1), -1, dtype=np.int64)
     rows = np.repeat(np.arange(len(interests)), counts)
     columns = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    slots[rows, columns] = [t for lines in per_interest for t in lines]
-    return list(ids), slots
+    slots[rows, columns] = lines
+    return topics, slots
 
 
 def _pairs_matrix(rows: Sequence[int], cols: Sequence[int], shape: tuple[int, int]):
