@@ -84,41 +84,18 @@ def release(
 ) -> bool:
     """Update our own claim only: a claim taken over by another worker is no longer ours. `was`:
     the status our claim left the row in (sent, when the server refused a message we had marked
-    sent before its end: Fence.commit)."""
-    return _update_sending(delivery, fields, token=token, was=was) == token
-
-
-def record_accepted(delivery: Delivery, token: str, **fields) -> bool:
-    """The ESP accepted our message: record it on the row while it is still being sent, even if
-    another worker took the claim over meanwhile, so that worker (fenced) does not hand it over
-    again. False when the claim was no longer ours."""
-    return _update_sending(delivery, fields) == token
-
-
-def _update_sending(
-    delivery: Delivery,
-    fields: dict,
-    *,
-    token: str | None = None,
-    was: str = Delivery.Status.SENDING,
-) -> str | None:
-    """Update a row still being sent (still `was`, held by `token` when given); the token it
-    held, or None when no row was updated."""
+    sent before its end: Fence.mark_sent_if_ours)."""
     assignments = ", ".join(f"{_column(name)} = %s" for name in fields)
     sql = (
         f"UPDATE {_table()} SET {assignments}"
         f" WHERE {_column('id')} = %s AND {_column('status')} = %s"
-        + (f" AND {_column('claim_token')} = %s" if token is not None else "")
-        + f" RETURNING {_column('claim_token')}"
+        f" AND {_column('claim_token')} = %s"
     )
     params = [_value(name, value) for name, value in fields.items()]
-    params += [delivery.pk, str(was)]
-    if token is not None:
-        params.append(token)
+    params += [delivery.pk, str(was), token]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+        return cursor.rowcount == 1
 
 
 class Fence:
@@ -133,9 +110,6 @@ class Fence:
         self.token = token
         self.interval = settings.DIGEST_CLAIM_TIMEOUT_SECONDS / 4
         self.beat_at = (time.monotonic(), now)
-
-    def still_ours(self, delivery_id: int, now: datetime) -> bool:
-        return delivery_id in self.ours_of([delivery_id], now)
 
     def ours_of(self, delivery_ids: Sequence[int], now: datetime) -> set[int]:
         """Which of `delivery_ids` (a batch about to be handed over) are still ours, in one

@@ -2,9 +2,9 @@
 same UPDATE can be the fence of the next handover (claims.Fence.check), so that marking a
 message sent and checking the claim on the next one cost one commit.
 
-The rule is claims.record_accepted's, for a whole chunk: every delivery the ESP accepted from us
-that is still being sent is marked sent, whichever worker's token it holds now, so a worker that
-took the claim over meanwhile (and is fenced by the changed row) does not hand it over again.
+The rule, for a whole chunk: every delivery the ESP accepted from us that is still being sent is
+marked sent, whichever worker's token it holds now, so a worker that took the claim over
+meanwhile (and is fenced by the changed row) does not hand it over again.
 The token each row held tells which were still ours and which had been taken over.
 """
 
