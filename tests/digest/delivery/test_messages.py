@@ -2,7 +2,6 @@
 headers as is."""
 
 import email
-import socket
 from email.policy import compat32
 
 import pytest
@@ -18,31 +17,6 @@ from digest.models import Delivery
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def smtp_server():
-    """A local SMTP server (aiosmtpd, in a thread) that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-
-    class Keeping:
-        def __init__(self) -> None:
-            self.received: list[tuple[list[str], bytes]] = []
-            self.peers: set = set()
-
-        async def handle_DATA(self, server, session, envelope) -> str:
-            self.received.append((envelope.rcpt_tos, envelope.content))
-            self.peers.add(session.peer)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Keeping()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, handler.received, handler.peers
-    controller.stop()
-
-
 @pytest.mark.parametrize("connections", [1, 2])
 def test_a_chunk_goes_over_its_smtp_connections_each_message_whole_and_marked_sent(
     planned, smtp_server, settings, connections
@@ -50,17 +24,16 @@ def test_a_chunk_goes_over_its_smtp_connections_each_message_whole_and_marked_se
     from django.core.mail.backends.smtp import EmailBackend
 
     settings.DIGEST_SMTP_CONNECTIONS = connections
-    port, received, peers = smtp_server
-    backend = EmailBackend(host="127.0.0.1", port=port)
+    backend = EmailBackend(host="127.0.0.1", port=smtp_server.port)
 
     results = sending.send_deliveries(planned, connection=backend)
 
     assert {result.outcome for result in results.values()} == {Outcome.SENT}
-    assert len(planned) == 3 and len(peers) == connections
-    parsed = [email.message_from_bytes(content) for _, content in received]
+    assert len(planned) == 3 and len(smtp_server.peers) == connections
+    parsed = [email.message_from_bytes(content) for _, content in smtp_server.received]
     message_ids = dict(Delivery.objects.values_list("subscriber__email", "message_id"))
     assert {message["To"]: message["Message-ID"] for message in parsed} == message_ids
-    assert [rcpt_tos for rcpt_tos, _ in received] == [[message["To"]] for message in parsed]
+    assert [to for to, _ in smtp_server.received] == [message["To"] for message in parsed]
     html = next(part for part in parsed[0].walk() if part.get_content_type() == "text/html")
     assert "Sparse Mixture of Experts at Scale" in html.get_payload(decode=True).decode()
 
@@ -68,10 +41,11 @@ def test_a_chunk_goes_over_its_smtp_connections_each_message_whole_and_marked_se
 def test_smtp_messages_are_multipart_alternative_with_a_boundary_of_their_own(planned, smtp_server):
     from django.core.mail.backends.smtp import EmailBackend
 
-    port, received, _ = smtp_server
-    sending.send_deliveries(planned, connection=EmailBackend(host="127.0.0.1", port=port))
+    sending.send_deliveries(
+        planned, connection=EmailBackend(host="127.0.0.1", port=smtp_server.port)
+    )
 
-    parsed = [email.message_from_bytes(content) for _, content in received]
+    parsed = [email.message_from_bytes(content) for _, content in smtp_server.received]
     assert [message.get_content_type() for message in parsed] == ["multipart/alternative"] * 3
     assert len({message.get_boundary() for message in parsed}) == 3
     for message in parsed:

@@ -4,7 +4,6 @@ smtp_sending), so every message the server accepted before is marked sent, one i
 mark taken back, and a message whose claim was taken over meanwhile reaches no one."""
 
 import email
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,63 +22,30 @@ from digest.models import Delivery
 from tests.digest.delivery.delivery_records import NOW, make_subscriber
 
 
-class Server:
-    """A local SMTP server (aiosmtpd, in a thread) that keeps what it accepts; `on_accept(to)`
-    runs when a message has come whole, before the server answers that it accepts it."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.on_accept = None
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        if self.on_accept:
-            self.on_accept(envelope.rcpt_tos[0])
-        self.received.append((envelope.rcpt_tos[0], envelope.content))
-        return "250 OK"
-
-    def recipients(self) -> list[str]:
-        return [to for to, _ in self.received]
-
-
-@pytest.fixture
-def server():
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Server()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    handler.port = port
-    yield handler
-    controller.stop()
-
-
 def message(to: str) -> EmailMessage:
     return EmailMessage("Your digest", "Papers.\n.\nA line that was a dot.", "d@example.com", [to])
 
 
-def test_a_message_let_through_arrives_whole(server):
-    backend = EmailBackend(host="127.0.0.1", port=server.port)
+def test_a_message_let_through_arrives_whole(smtp_server):
+    backend = EmailBackend(host="127.0.0.1", port=smtp_server.port)
     gate = Gate()
     with ThreadPoolExecutor(max_workers=1) as sender:
         handover = sender.submit(send_gated, backend, message("ada@example.com"), gate)
         assert gate.reached()
-        assert server.received == []  # all of it but the "." is on the wire
+        assert smtp_server.received == []  # all of it but the "." is on the wire
         assert gate.let_through()
         gate.release()
         handover.result()
     backend.close()
 
-    [(to, content)] = server.received
+    [(to, content)] = smtp_server.received
     parsed = email.message_from_bytes(content)
     assert to == "ada@example.com" and parsed["Subject"] == "Your digest"
     assert parsed.get_payload().splitlines() == ["Papers.", ".", "A line that was a dot."]
 
 
-def test_a_message_withheld_at_its_last_line_reaches_no_one(server):
-    backend = EmailBackend(host="127.0.0.1", port=server.port)
+def test_a_message_withheld_at_its_last_line_reaches_no_one(smtp_server):
+    backend = EmailBackend(host="127.0.0.1", port=smtp_server.port)
     gate = Gate()
     with ThreadPoolExecutor(max_workers=1) as sender:
         handover = sender.submit(send_gated, backend, message("ada@example.com"), gate)
@@ -97,13 +63,13 @@ def test_a_message_withheld_at_its_last_line_reaches_no_one(server):
         handover.result()
     backend.close()
 
-    assert server.recipients() == ["grace@example.com"]
+    assert smtp_server.recipients() == ["grace@example.com"]
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("connections", [1, 4])
 def test_when_the_server_accepts_a_message_every_round_before_is_marked_sent(
-    papers, server, settings, connections
+    papers, smtp_server, settings, connections
 ):
     """A round is one message per connection; its marks commit right after its last "."."""
     settings.DIGEST_SMTP_CONNECTIONS = connections
@@ -115,7 +81,7 @@ def test_when_the_server_accepts_a_message_every_round_before_is_marked_sent(
 
     def check(to: str) -> None:
         def read() -> None:
-            accepted = Delivery.objects.filter(subscriber__email__in=server.recipients())
+            accepted = Delivery.objects.filter(subscriber__email__in=smtp_server.recipients())
             try:
                 not_marked = accepted.exclude(status=Delivery.Status.SENT)
                 earlier = [
@@ -131,17 +97,17 @@ def test_when_the_server_accepts_a_message_every_round_before_is_marked_sent(
         reader.start()
         reader.join()
 
-    server.on_accept = check
-    results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
+    smtp_server.on_accept = check
+    results = sending.send_deliveries(ids, connection=EmailBackend(port=smtp_server.port))
 
     assert {result.outcome for result in results.values()} == {Outcome.SENT}
-    assert sorted(server.recipients()) == sorted(readers)
+    assert sorted(smtp_server.recipients()) == sorted(readers)
     assert earlier_not_marked_at_accept == [[]] * 6
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_message_whose_claim_is_taken_over_while_it_travels_reaches_no_one(
-    papers, server, monkeypatch
+    papers, smtp_server, monkeypatch
 ):
     for n in range(3):
         make_subscriber(f"reader{n}@example.com")
@@ -155,10 +121,10 @@ def test_a_message_whose_claim_is_taken_over_while_it_travels_reaches_no_one(
         return mark_sent_if_ours(fence, sent, now)
 
     monkeypatch.setattr(claims.Fence, "mark_sent_if_ours", taken_over_during_the_second)
-    results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
+    results = sending.send_deliveries(ids, connection=EmailBackend(port=smtp_server.port))
 
     assert results[second.pk].outcome == Outcome.NOT_CLAIMED
-    assert sorted(server.recipients()) == ["reader0@example.com", "reader2@example.com"]
+    assert sorted(smtp_server.recipients()) == ["reader0@example.com", "reader2@example.com"]
     second.refresh_from_db()
     assert (second.status, second.claim_token) == ("sending", "the-other-worker")
 
@@ -169,25 +135,25 @@ def test_a_message_whose_claim_is_taken_over_while_it_travels_reaches_no_one(
     [("451 Try again later", "planned", Outcome.RETRY), ("554 Refused", "failed", Outcome.FAILED)],
 )
 def test_a_message_the_server_refuses_at_its_end_has_its_sent_mark_taken_back(
-    papers, server, answer, status, outcome
+    papers, smtp_server, answer, status, outcome
 ):
     for n in range(3):
         make_subscriber(f"reader{n}@example.com")
     ids = planning.queue_run(planning.plan_deliveries(NOW))
     refused = Delivery.objects.select_related("subscriber").get(pk=ids[1])
     refused_address = refused.subscriber.email
-    refuse = server.handle_DATA
+    refuse = smtp_server.handle_DATA
 
     async def refusing_the_second(smtp, session, envelope) -> str:
         if envelope.rcpt_tos == [refused_address]:
             return answer
         return await refuse(smtp, session, envelope)
 
-    server.handle_DATA = refusing_the_second
-    results = sending.send_deliveries(ids, connection=EmailBackend(port=server.port))
+    smtp_server.handle_DATA = refusing_the_second
+    results = sending.send_deliveries(ids, connection=EmailBackend(port=smtp_server.port))
 
     assert results[refused.pk].outcome == outcome
-    assert sorted(server.recipients()) == ["reader0@example.com", "reader2@example.com"]
+    assert sorted(smtp_server.recipients()) == ["reader0@example.com", "reader2@example.com"]
     refused.refresh_from_db()
     assert (refused.status, refused.sent_at) == (status, None)
     assert answer.split(" ", 1)[1] in refused.error
