@@ -6,6 +6,7 @@ DATABASE_URL / CELERY_BROKER_URL do not point at them, and fail instead with REQ
 """
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -88,6 +89,54 @@ def read_outbox(folder: Path) -> list[EmailMessage]:
         message_from_bytes(path.read_bytes(), policy=policy.default)
         for path in sorted(folder.glob("*.eml"), key=lambda path: (path.stat().st_mtime_ns, path))
     ]
+
+
+class SMTPServer:
+    """A local SMTP server (aiosmtpd, in a thread) that keeps what it accepts and who sent it;
+    `on_accept(to)` runs when a message has come whole, before the server answers that it
+    accepts it. With a `mailbox` folder, each message accepted is also a file there, one per
+    hand-over and with the newlines a mailbox keeps (as the tests' outbox folders hold them)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.peers: set = set()
+        self.on_accept = None
+        self.mailbox: Path | None = None
+        self.port = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.on_accept:
+            self.on_accept(envelope.rcpt_tos[0])
+        self.received.append((envelope.rcpt_tos[0], envelope.content))
+        self.peers.add(session.peer)
+        if self.mailbox is not None:
+            self._file(envelope.content.replace(b"\r\n", b"\n"))
+        return "250 OK"
+
+    def _file(self, content: bytes) -> None:
+        self.mailbox.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.eml"
+        temporary = self.mailbox / f".{name}.tmp"
+        temporary.write_bytes(content)
+        temporary.rename(self.mailbox / name)  # readers never see a half-written file
+
+    def recipients(self) -> list[str]:
+        return [to for to, _ in self.received]
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = SMTPServer()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.port = port
+    yield handler
+    controller.stop()
 
 
 @pytest.fixture

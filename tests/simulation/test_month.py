@@ -17,10 +17,13 @@ moment. After each day the test checks, against its own account of who is due wh
 and the emails: one digest or skip per active reader and period, no paper twice to a reader,
 nothing to a reader after they stopped, every run finished, nothing logged at ERROR.
 
-One test, two ways: in-process with eager Celery on the embedded defaults, and, when a broker is
-configured (CI's services pass, on PostgreSQL), with a real Celery worker sending every digest
-(the planner runs in-process, as beat's task would, so the clock holds for planning; the
-worker's clock is real, and sending never compares it with the plan).
+One test, two ways: in-process with eager Celery on the embedded defaults, writing every email to
+the outbox folder, and, when a broker is configured (CI's services pass, on PostgreSQL), with a
+real Celery worker sending every digest over SMTP to a local server, which files each message it
+accepts in the same folder (so the month also proves the SMTP path that marks a message sent
+right before its last line, day after day). The planner runs in-process, as beat's task would,
+so the clock holds for planning; the worker's clock is real, and sending never compares it with
+the plan.
 """
 
 import logging
@@ -41,6 +44,8 @@ from tests.simulation.cast import (
     WEBHOOK_SECRET,
 )
 from tests.simulation.month import Clock, ErrorLog, Month
+
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 
 @pytest.fixture
@@ -69,13 +74,20 @@ def test_a_month(request, month_settings, settings, outbox, tmp_path, errors, re
         line = run_month(month_settings, settings, outbox, tmp_path, errors, drain=lambda: None)
         report(f"{line} ({connection.vendor}, eager Celery)")
         return
+    smtp_server = request.getfixturevalue("smtp_server")
+    smtp_server.mailbox = outbox
+    over_smtp = {"EMAIL_BACKEND": SMTP_BACKEND, "EMAIL_HOST": "127.0.0.1"}
+    over_smtp["EMAIL_PORT"] = str(smtp_server.port)
+    for name, value in over_smtp.items():  # consent emails sent in this process go there too
+        setattr(settings, name, int(value) if name == "EMAIL_PORT" else value)
     worker = request.getfixturevalue("celery_worker_process")
-    worker.env["EMAIL_BACKEND"] = BACKEND
+    worker.env.update(over_smtp)
     worker.start()
     line = run_month(month_settings, settings, outbox, tmp_path, errors, drain=until_sent)
     problems = [line for line in worker.log if re.search(r"ERROR|CRITICAL|Traceback", line)]
     assert not problems, "".join(problems)
-    report(f"{line} ({connection.vendor}, a real Celery worker)")
+    assert len(smtp_server.received) == len(list(outbox.glob("*.eml")))
+    report(f"{line} ({connection.vendor}, a real Celery worker sending over SMTP)")
 
 
 def run_month(clock, settings, outbox, tmp_path, errors, *, drain) -> str:

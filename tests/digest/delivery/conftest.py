@@ -1,7 +1,5 @@
-"""Fixtures of the delivery tests: three papers, three readers planned for them, and a local
-SMTP server."""
-
-import socket
+"""Fixtures of the delivery tests: three papers and three readers planned for them (the local
+SMTP server is the suite's `smtp_server`)."""
 
 import pytest
 
@@ -27,40 +25,3 @@ def planned(papers) -> list[int]:
     for name in ("ada", "grace", "alan"):
         make_subscriber(f"{name}@example.com")
     return planning.queue_run(planning.plan_deliveries(NOW))
-
-
-class SMTPServer:
-    """A local SMTP server (aiosmtpd, in a thread) that keeps what it accepts and who sent it;
-    `on_accept(to)` runs when a message has come whole, before the server answers that it
-    accepts it."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.peers: set = set()
-        self.on_accept = None
-        self.port = 0
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        if self.on_accept:
-            self.on_accept(envelope.rcpt_tos[0])
-        self.received.append((envelope.rcpt_tos[0], envelope.content))
-        self.peers.add(session.peer)
-        return "250 OK"
-
-    def recipients(self) -> list[str]:
-        return [to for to, _ in self.received]
-
-
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = SMTPServer()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    handler.port = port
-    yield handler
-    controller.stop()
