@@ -109,7 +109,8 @@ class Account:
 
 
 class Month(ReaderActions, DayChecks):
-    """Drives the month; `drain` waits until the sending tasks queued so far have run."""
+    """Drives the month; `drain` waits until the tasks queued so far have run (the sending, and
+    the embedding of new papers)."""
 
     def __init__(self, *, outbox: Path, tmp_path: Path, clock: Clock, settings, drain) -> None:
         self.outbox = outbox
@@ -168,6 +169,9 @@ class Month(ReaderActions, DayChecks):
             self.settings.DIGEST_SOURCES = [str(path)]
             runs = tasks.ingest_sources()
             assert runs is not None, "the ingest lock was held"
+        # With a worker, the new papers are embedded there: the day's ticks would otherwise rank
+        # with or without their vectors as the race goes, and no two months would be alike.
+        self.drain()
 
     def tick(self, now: datetime) -> None:
         self.clock.now = now

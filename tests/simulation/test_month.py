@@ -34,9 +34,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from digest.models import (
-    Delivery,
-)
+from digest.matching.semantic import configured_model, paper_text
+from digest.matching.vectors import text_hash
+from digest.models import Delivery, Paper
 from tests.simulation.cast import (
     BACKEND,
     DAYS,
@@ -83,7 +83,7 @@ def test_a_month(request, month_settings, settings, outbox, tmp_path, errors, re
     worker = request.getfixturevalue("celery_worker_process")
     worker.env.update(over_smtp)
     worker.start()
-    line = run_month(month_settings, settings, outbox, tmp_path, errors, drain=until_sent)
+    line = run_month(month_settings, settings, outbox, tmp_path, errors, drain=until_done)
     problems = [line for line in worker.log if re.search(r"ERROR|CRITICAL|Traceback", line)]
     assert not problems, "".join(problems)
     assert len(smtp_server.received) == len(list(outbox.glob("*.eml")))
@@ -95,10 +95,25 @@ def run_month(clock, settings, outbox, tmp_path, errors, *, drain) -> str:
     return month.run(DAYS, errors)
 
 
-def until_sent(timeout: float = 60) -> None:
-    """Wait for the worker to send what was queued (nothing is left planned or sending)."""
+def until_done(timeout: float = 60) -> None:
+    """Wait for the worker to send what was queued (nothing is left planned or sending) and to
+    embed every paper as it now reads."""
     deadline = monotonic_time.monotonic() + timeout
     pending = Delivery.objects.filter(status__in=[Delivery.Status.PLANNED, Delivery.Status.SENDING])
     while pending.exists():
         assert monotonic_time.monotonic() < deadline, "the worker left deliveries unsent"
         monotonic_time.sleep(0.02)
+    while unembedded_papers():
+        assert monotonic_time.monotonic() < deadline, "the worker left papers unembedded"
+        monotonic_time.sleep(0.02)
+
+
+def unembedded_papers() -> int:
+    """Papers without a vector of their current text (none to wait for with the model off)."""
+    if configured_model() is None:
+        return 0
+    rows = Paper.objects.values_list("title", "abstract", "embedding__text_hash")
+    stale = 0
+    for title, abstract, embedded_hash in rows:
+        stale += embedded_hash != text_hash(paper_text(title, abstract))
+    return stale
