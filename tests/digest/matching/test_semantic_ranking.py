@@ -67,3 +67,16 @@ def test_a_weight_of_zero_ranks_exactly_as_without_vectors(vectors):
 
     for field in ("counts", "papers", "lines", "scores"):
         assert np.array_equal(getattr(without, field), getattr(zero, field))
+
+
+def test_a_paper_not_yet_embedded_ranks_on_its_words_alone_beside_embedded_ones(vectors):
+    papers, topic_vectors = vectors
+    partly = papers.copy()
+    partly[0] = 0  # its vector is still being made: a zero row
+    _, on_meaning = ranked(Interest([TOPIC]), (partly, topic_vectors))
+    _, with_words = ranked(Interest(["math word problems", TOPIC]), (partly, topic_vectors))
+
+    assert 11 in {m.paper_id for m in on_meaning}  # embedded: in on its meaning
+    assert 10 not in {m.paper_id for m in on_meaning}
+    why = {m.paper_id: m.why for m in with_words}
+    assert why[10].startswith('Matches your topic "math word problems"')
