@@ -76,12 +76,13 @@ def test_a_month(request, month_settings, settings, outbox, tmp_path, errors, re
         return
     smtp_server = request.getfixturevalue("smtp_server")
     smtp_server.mailbox = outbox
-    over_smtp = {"EMAIL_BACKEND": SMTP_BACKEND, "EMAIL_HOST": "127.0.0.1"}
-    over_smtp["EMAIL_PORT"] = str(smtp_server.port)
-    for name, value in over_smtp.items():  # consent emails sent in this process go there too
-        setattr(settings, name, int(value) if name == "EMAIL_PORT" else value)
+    # The worker sends the digests there, and this process the consent emails.
+    settings.EMAIL_BACKEND, settings.EMAIL_HOST = SMTP_BACKEND, "127.0.0.1"
+    settings.EMAIL_PORT = smtp_server.port
     worker = request.getfixturevalue("celery_worker_process")
-    worker.env.update(over_smtp)
+    worker.env.update(
+        EMAIL_BACKEND=SMTP_BACKEND, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp_server.port)
+    )
     worker.start()
     line = run_month(month_settings, settings, outbox, tmp_path, errors, drain=until_done)
     problems = [line for line in worker.log if re.search(r"ERROR|CRITICAL|Traceback", line)]
