@@ -31,11 +31,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from digest.delivery import send_rate
-from digest.delivery.claims import Fence
+from digest.delivery.claims import Fence, release
 from digest.delivery.messages import Digest, compose, serialize_now
 from digest.delivery.outcomes import Sent
 from digest.delivery.send_results import Outcome, SendResult, record_failure
 from digest.delivery.smtp_gate import Gate, send_gated
+from digest.models import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -132,21 +133,30 @@ def _let_through(
 ) -> None:
     """Once every message of the round is at its gate (or refused before it), mark those still
     ours sent and write their "." in one transaction, whose COMMIT follows the last "." at once.
-    The others are withheld (taken over by another worker). A "." that could not be written
-    fails its message like any broken connection, and _settle takes its mark back."""
+    The others are withheld (taken over by another worker). A "." that could not be written has
+    its mark undone before the COMMIT (one more UPDATE, only then), and fails its message like
+    any broken connection (_settle)."""
     arrived = [handover for handover in handovers if handover.gate.reached()]
     sent = [_sent(handover) for handover in arrived]
     with transaction.atomic():
         ours = fence.mark_sent_if_ours(sent, timezone.now()) if sent else set()
         for handover in arrived:
             if handover.digest.delivery.pk in ours:
-                handover.gate.let_through()
-                handover.marked_sent = True
+                handover.marked_sent = handover.gate.let_through()
+        for handover in arrived:
+            if handover.digest.delivery.pk in ours and not handover.marked_sent:
+                _unmark(handover.digest.delivery, fence.token)
     for handover in arrived:
         if handover.digest.delivery.pk not in ours:
             pk = handover.digest.delivery.pk
             logger.warning("delivery %s was taken over before it was sent", pk)
             results[pk] = SendResult(Outcome.NOT_CLAIMED, error="taken over")
+
+
+def _unmark(delivery: Delivery, token: str) -> None:
+    """Back to being sent by us: its mark must not commit, or a worker killed before _settle
+    records the failure would leave a message marked sent that no server has."""
+    release(delivery, token, was=Delivery.Status.SENT, status=Delivery.Status.SENDING, sent_at=None)
 
 
 def _sent(handover: Handover) -> Sent:

@@ -4,6 +4,7 @@ smtp_sending), so every message the server accepted before is marked sent, one i
 mark taken back, and a message whose claim was taken over meanwhile reaches no one."""
 
 import email
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +16,7 @@ from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.delivery import claims, planning, sending, smtp_gate
+from digest.delivery import claims, planning, sending, smtp_gate, smtp_sending
 from digest.delivery.sending import Outcome
 from digest.delivery.smtp_gate import Gate, Withheld, envelope_address, send_gated
 from digest.models import Delivery
@@ -159,6 +160,42 @@ def test_a_message_the_server_refuses_at_its_end_has_its_sent_mark_taken_back(
     assert answer.split(" ", 1)[1] in refused.error
     sent = Delivery.objects.filter(pk__in=[ids[0], ids[2]])
     assert {row.status for row in sent} == {"sent"} and all(row.sent_at for row in sent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_whose_last_line_cannot_be_written_is_never_committed_as_sent(
+    papers, smtp_server, settings, monkeypatch
+):
+    """Its mark is undone before the round commits: a worker killed right after the COMMIT leaves
+    it to be sent again, not marked sent and lost."""
+    settings.DIGEST_SMTP_CONNECTIONS = 1
+    for n in range(3):
+        make_subscriber(f"reader{n}@example.com")
+    ids = planning.queue_run(planning.plan_deliveries(NOW))
+    backend = EmailBackend(port=smtp_server.port)
+    let_through, settle = smtp_gate.Gate.let_through, smtp_sending._settle
+    gates: list[Gate] = []
+    committed_status: list[str] = []
+
+    def the_connection_drops_before_the_second_end(gate):
+        gates.append(gate)
+        if len(gates) == 2:
+            backend.connection.sock.shutdown(socket.SHUT_RDWR)
+        return let_through(gate)
+
+    def settling(handovers, fence, results):  # the round has committed by now
+        if len(gates) == 2:
+            committed_status.append(Delivery.objects.get(pk=ids[1]).status)
+        return settle(handovers, fence, results)
+
+    monkeypatch.setattr(smtp_gate.Gate, "let_through", the_connection_drops_before_the_second_end)
+    monkeypatch.setattr(smtp_sending, "_settle", settling)
+    results = sending.send_deliveries(ids, connection=backend)
+
+    assert committed_status == ["sending"]
+    assert results[ids[1]].outcome == Outcome.RETRY
+    assert Delivery.objects.get(pk=ids[1]).status == "planned"
+    assert sorted(smtp_server.recipients()) == ["reader0@example.com", "reader2@example.com"]
 
 
 @given(st.from_regex(smtp_gate._PLAIN_ADDRESS, fullmatch=True))
