@@ -1,7 +1,7 @@
 """A whole day on one machine: ingest a 2,000-paper dump, embed its papers (the semantic layer),
-rank and plan a digest for every reader (their topic lines are embedded there, as a first day
-after an import embeds them), then compose and send them all through 2 real Celery workers to a
-local SMTP sink.
+then beat's tick on 2 real Celery workers: they rank and plan every reader in slices
+(DIGEST_PLAN_SLICE; each slice's topic lines are embedded there, as a first day after an import
+embeds them), and compose and send the digests to a local SMTP sink.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/day.py [--readers 100000]
@@ -76,6 +76,15 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def wait_until(done, started: float, timeout: float = 3600) -> float:
+    """Poll `done` every second; the moment it held (perf_counter), or exit after `timeout`."""
+    while not done():
+        if time.perf_counter() - started > timeout:
+            sys.exit(f"bench/day.py: not done after {timeout:.0f} s")
+        time.sleep(1)
+    return time.perf_counter()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--readers", type=int, default=100_000)
@@ -100,16 +109,16 @@ def run_day(options, tmp: Path, received, sink_pid: int) -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
     from config.celery import app
     from digest import tasks
-    from digest.delivery import planning
     from digest.ingest import ingest
     from digest.matching import vectors
-    from digest.models import Delivery
+    from digest.models import Delivery, DigestRun
     from subscriptions.models import Subscriber
 
     call_command("migrate", verbosity=0)
@@ -147,27 +156,35 @@ def run_day(options, tmp: Path, received, sink_pid: int) -> None:
         )
     )
 
-    started = time.perf_counter()
-    digest_run = planning.plan_deliveries(timezone.now())
-    ids = planning.queue_run(digest_run)
-    stages.append(("rank + plan", time.perf_counter() - started, f"{len(ids):,} digests planned"))
-
+    # Beat's tick, on a worker: more readers are due than DIGEST_PLAN_SLICE, so it hands them to
+    # plan_slice tasks; the workers rank slices side by side, and each slice's digests are queued
+    # to send as soon as it commits, while the other slices are still being ranked.
     workers = [start_worker(dict(os.environ)) for _ in range(options.workers)]
     try:
         started = time.perf_counter()
-        tasks.queue_sends(ids)
-        done = 0
-        while done < len(ids):
-            time.sleep(2)
-            done = Delivery.objects.exclude(status__in=["planned", "sending"]).count()
-        seconds = time.perf_counter() - started
+        tasks.plan_and_send.delay(timezone.now().isoformat())
+        planned_at = wait_until(lambda: Delivery.objects.count() >= options.readers, started)
+        slices = DigestRun.objects.count()
+        stages.append(
+            (
+                "rank + plan",
+                planned_at - started,
+                f"{options.readers:,} readers in {slices} slices of up to "
+                f"{settings.DIGEST_PLAN_SLICE:,} on {len(workers)} workers (from the tick to the "
+                "last slice committed; sending begins as the first one does)",
+            )
+        )
+        done = wait_until(
+            lambda: not Delivery.objects.filter(status__in=["planned", "sending"]).exists(),
+            started,
+        )
         sent = Delivery.objects.filter(status="sent").count()
         stages.append(
             (
                 "compose + send",
-                seconds,
-                f"{sent:,} sent, {sent / seconds:,.0f} digests/s; the sink received "
-                f"{received.value:,}",
+                done - planned_at,
+                f"{sent:,} sent, {sent / (done - started):,.0f} digests/s from the tick; the "
+                f"sink received {received.value:,}",
             )
         )
         worker_peaks = [
@@ -178,12 +195,17 @@ def run_day(options, tmp: Path, received, sink_pid: int) -> None:
             worker.terminate()
         for worker in workers:
             worker.wait(30)
+    failed = DigestRun.objects.filter(status=DigestRun.Status.FAILED).values_list(
+        "error", flat=True
+    )
+    if failed:
+        print(f"{len(failed)} slices failed to plan, e.g. {failed[0]}")
     print(f"A day for {options.readers:,} readers ({connection.vendor}, {len(workers)} workers):")
     for name, seconds, note in stages:
         print(f"  {name:<15} {seconds:8.1f} s   {note}")
     print(f"  {'the day':<15} {sum(s for _, s, _ in stages):8.1f} s")
     print(
-        f"peak memory: this process (ingest, rank, plan) "
+        f"peak memory: this process (ingest, embed papers) "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; workers "
         + ", ".join(f"{peak:,.0f} MB" for peak in worker_peaks)
         + f"; SMTP sink {peak_rss_mb(sink_pid):,.0f} MB"

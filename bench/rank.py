@@ -1,7 +1,7 @@
 """Rank 100,000 subscribers × 2,000 new papers in one pass; print the time and peak memory.
 
     .venv/bin/python bench/rank.py [--subscribers 100000] [--papers 2000] [--rated 0.3] [--apart]
-        [--semantic]
+        [--semantic] [--workers 1]
 
 What the figure covers: the pure ranking, given subscriber topics and paper texts in memory
 (no database): building the paper index (tokenizing, stemming, acronyms, sparse matrices),
@@ -18,11 +18,13 @@ Zipf-like, as readers' interests are), 1-5 lines each, 10% with an exclusion lin
 """
 
 import argparse
+import multiprocessing
 import os
 import re
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +129,12 @@ def main() -> None:
         help="No two readers remember the same vector of a paper (the worst case).",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Rank the readers in this many slices, each in a worker process of its own, at once.",
+    )
+    parser.add_argument(
         "--semantic",
         action="store_true",
         help="Blend 384-dimension embeddings of every paper and distinct topic line.",
@@ -136,7 +144,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from digest.matching import Interest, PaperIndex, rank, to_matches
+    from digest.matching import Interest
 
     rng = np.random.default_rng(5)
     titles, abstracts = make_papers(options.papers, rng)
@@ -170,35 +178,93 @@ def main() -> None:
     semantic = {}
     if options.semantic:
         semantic = stand_in_vectors(options.papers, [pool[i] for i in set(topic_ids.tolist())], rng)
-    clock = [(time.perf_counter(), time.process_time())]
-    index = PaperIndex.build(titles, abstracts)
-    clock.append((time.perf_counter(), time.process_time()))
-    picks = rank(
-        index,
-        interests,
+    _day.update(
+        titles=titles,
+        abstracts=abstracts,
+        interests=interests,
         upvotes=upvotes,
-        seen_counts=seen,
+        seen=seen,
         pinned=pinned,
         first_seen=first_seen,
-        already_sent=(sent_rows, sent_cols),
-        **semantic,
+        sent=(sent_rows, sent_cols),
+        semantic=semantic,
+    )
+    if options.workers <= 1:
+        rank_in_one_pass()
+    else:
+        rank_in_slices(options.workers)
+
+
+# The day's inputs, made before any worker starts: forked workers inherit them, as each rank
+# worker reads its slice of readers from the database.
+_day: dict = {}
+
+
+def rank_slice(start: int, end: int, *, phases: list | None = None) -> tuple[int, int, float]:
+    """Rank readers start:end as a plan_slice task does: the day's index (each worker builds
+    its own), the slice's readers ranked, each pick's Match built. Returns (matches, readers
+    with nothing relevant, peak RSS in MB)."""
+    from digest.matching import PaperIndex, rank, to_matches
+
+    day = _day
+    clock = [(time.perf_counter(), time.process_time())]
+    index = PaperIndex.build(day["titles"], day["abstracts"])
+    clock.append((time.perf_counter(), time.process_time()))
+    sent_rows, sent_cols = day["sent"]
+    mine = (sent_rows >= start) & (sent_rows < end)
+    picks = rank(
+        index,
+        day["interests"][start:end],
+        upvotes=day["upvotes"],
+        seen_counts=day["seen"],
+        pinned=day["pinned"],
+        first_seen=day["first_seen"],
+        already_sent=(sent_rows[mine] - start, sent_cols[mine]),
+        **day["semantic"],
     )
     clock.append((time.perf_counter(), time.process_time()))
-    matches = to_matches(index, picks, list(range(options.papers)), pinned)
+    matches = to_matches(index, picks, list(range(len(day["titles"]))), day["pinned"])
     clock.append((time.perf_counter(), time.process_time()))
-
-    sent = sum(len(m) for m in matches)
-    empty = sum(1 for m in matches if not m)
+    if phases is not None:
+        phases += [clock, matches]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    phases = ["index papers", "score and pick", "explain (Match)"]
-    for name, before, after in zip(phases, clock[:-1], clock[1:], strict=True):
+    return sum(len(m) for m in matches), sum(1 for m in matches if not m), peak_mb
+
+
+def rank_in_one_pass() -> None:
+    phases: list = []
+    _, empty, peak_mb = rank_slice(0, len(_day["interests"]), phases=phases)
+    clock, matches = phases
+    names = ["index papers", "score and pick", "explain (Match)"]
+    for name, before, after in zip(names, clock[:-1], clock[1:], strict=True):
         print(f"  {name:<16} {after[0] - before[0]:6.2f} s wall, {after[1] - before[1]:6.2f} s CPU")
     wall, cpu = clock[-1][0] - clock[0][0], clock[-1][1] - clock[0][1]
     print(f"ranked in {wall:.2f} s wall ({cpu:.2f} s CPU), peak RSS {peak_mb:.0f} MB")
+    sent = sum(len(m) for m in matches)
     distinct = len({id(match) for chosen in matches for match in chosen})
     print(
         f"{sent:,} matches picked ({distinct:,} distinct paper-and-reason entries, each "
         f"composed once); {empty:,} subscribers with nothing relevant"
+    )
+
+
+def rank_in_slices(workers: int) -> None:
+    """The readers in `workers` contiguous slices, each ranked by a worker process of its own
+    (forked, as a Celery prefork worker is), all at once: plan_slice tasks on `workers` rank
+    workers. The time runs from handing out the slices to the last one done."""
+    n = len(_day["interests"])
+    bounds = [(n * w // workers, n * (w + 1) // workers) for w in range(workers)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        done = list(pool.map(rank_slice, *zip(*bounds, strict=True)))
+    wall = time.perf_counter() - started
+    print(
+        f"ranked in {wall:.2f} s wall, in {workers} slices on {workers} worker processes "
+        f"(peak RSS of one: {max(peak for _, _, peak in done):.0f} MB)"
+    )
+    print(
+        f"{sum(sent for sent, _, _ in done):,} matches picked; "
+        f"{sum(empty for _, empty, _ in done):,} subscribers with nothing relevant"
     )
 
 

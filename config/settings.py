@@ -117,6 +117,7 @@ if env_bool("CELERY_QUEUE_PER_STAGE", False):
         "digest.tasks.ingest_sources": {"queue": "ingest"},
         "digest.tasks.embed_papers": {"queue": "ingest"},
         "digest.tasks.plan_and_send": {"queue": "rank"},
+        "digest.tasks.plan_slice": {"queue": "rank"},
         "digest.tasks.embed_reader_topics": {"queue": "rank"},
         "digest.tasks.send_deliveries": {"queue": "send"},
         "digest.tasks.send_delivery": {"queue": "send"},
@@ -204,6 +205,10 @@ SOFT_BOUNCE_LIMIT = int(os.environ.get("SOFT_BOUNCE_LIMIT", "3"))
 # or queued delivery counts as stalled (its worker died) and is queued again.
 LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO", "")
 DIGEST_SEND_CHUNK = int(os.environ.get("DIGEST_SEND_CHUNK", "50"))
+# Readers a tick plans in one round: with more due, the tick hands them to plan_slice tasks in
+# slices this size, so a worker holds a slice at a time and rank workers plan slices side by side
+# (at most 30,000: a slice's ids go into one IN (...) clause).
+DIGEST_PLAN_SLICE = int(os.environ.get("DIGEST_PLAN_SLICE", "20000"))
 # SMTP connections a send task uses at once: each round sends one message on each, marked sent
 # in one UPDATE (digest/delivery/smtp_sending.py).
 DIGEST_SMTP_CONNECTIONS = int(os.environ.get("DIGEST_SMTP_CONNECTIONS", "4"))

@@ -70,10 +70,26 @@ def _queue_or_warn(task, *args) -> None:
 @shared_task(acks_late=True)
 def plan_and_send(now: str | None = None) -> int | None:
     """Beat's tick: plan the deliveries now due, queue them in chunks, and queue again those
-    whose worker died. Returns the run's id (None: nobody was due)."""
+    whose worker died. Returns the run's id (None: nobody was due, or more readers were due
+    than DIGEST_PLAN_SLICE and plan_slice tasks plan them, a slice each)."""
     moment = parse_datetime(now) if now else timezone.now()
-    run = planning.plan_round(moment)  # a round that cannot be planned is recorded as failed
-    queue_sends(planning.queue_run(run) + planning.stalled_deliveries())
+    # A round that cannot be planned is recorded as failed.
+    planned = planning.plan_tick(moment, settings.DIGEST_PLAN_SLICE)
+    if isinstance(planned, list):
+        for subscriber_ids in planned:
+            plan_slice.delay(moment.isoformat(), subscriber_ids)
+        queue_sends(planning.stalled_deliveries())
+        return None
+    queue_sends(planning.queue_run(planned) + planning.stalled_deliveries())
+    return planned.pk
+
+
+@shared_task(acks_late=True)
+def plan_slice(now: str, subscriber_ids: list[int]) -> int | None:
+    """A slice of a tick's readers, planned as a round of its own and queued in chunks. Run
+    twice (redelivered, or handed out again by the next tick), it plans nobody twice."""
+    run = planning.plan_round(parse_datetime(now), subscriber_ids)
+    queue_sends(planning.queue_run(run))
     return run.pk
 
 

@@ -14,27 +14,43 @@ from django.utils import timezone
 
 from digest.delivery.periods import digest_period
 from digest.ingest.bulk_insert import insert_rows
-from digest.matching import Match, select_papers
+from digest.matching import Match, embed_new_topic_lines, select_papers
 from digest.models import DeliveredPaper, Delivery, DigestRun
 from subscriptions.models import Subscriber
 from subscriptions.selectors import subscribers_for_digests
 
 logger = logging.getLogger(__name__)
+MAX_PLAN_SLICE = 30_000  # a slice's ids go into one IN (...) clause: under SQLite's 32,766
 
 
-def due_subscribers(now: datetime) -> list[tuple[Subscriber, object]]:
+def due_subscribers(
+    now: datetime, among: Sequence[int] | None = None
+) -> list[tuple[Subscriber, object]]:
     """Active subscribers whose send hour has come at `now` and who have no delivery for that
-    period yet, with the period (their local date)."""
+    period yet, with the period (their local date); only those of `among` (ids) if given."""
+    candidates = subscribers_for_digests(now)
+    existing_deliveries = Delivery.objects.all()
+    if among is not None:
+        candidates = candidates.filter(pk__in=among)
+        existing_deliveries = existing_deliveries.filter(subscriber_id__in=among)
     due = []
-    for subscriber in subscribers_for_digests(now):
+    for subscriber in candidates:
         period = digest_period(subscriber, now)
         if period is not None:
             due.append((subscriber, period))
     periods = {period for _, period in due}
     existing = set(
-        Delivery.objects.filter(period__in=periods).values_list("subscriber_id", "period")
+        existing_deliveries.filter(period__in=periods).values_list("subscriber_id", "period")
     )
     return [(s, period) for s, period in due if (s.pk, period) not in existing]
+
+
+def due_slices(now: datetime, size: int) -> list[list[int]]:
+    """The ids of the subscribers due at `now`, in slices of at most `size`: each slice is
+    planned as a round of its own (plan_deliveries(now, among=slice)), so a tick holds a slice
+    of readers in memory at a time and rank workers plan slices side by side."""
+    size = min(size, MAX_PLAN_SLICE)
+    return list(chunked([subscriber.pk for subscriber, _ in due_subscribers(now)], size))
 
 
 def select_papers_apart(
@@ -99,15 +115,17 @@ def record_matches(
         Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.FAILED, error=reason)
 
 
-def plan_deliveries(now: datetime) -> DigestRun:
-    """Create this round's deliveries and their papers; those with nothing relevant are skipped,
-    those whose ranking failed are failed (the others are planned all the same).
+def plan_deliveries(now: datetime, among: Sequence[int] | None = None) -> DigestRun:
+    """Create this round's deliveries and their papers (for the subscribers due among `among`
+    if given); those with nothing relevant are skipped, those whose ranking failed are failed
+    (the others are planned all the same).
 
     One transaction: a planner that dies leaves nothing half-planned. Concurrent planners are safe:
     the unique (subscriber, period) pair lets only one of them create each delivery."""
-    due = due_subscribers(now)
+    due = due_subscribers(now, among)
     if not due:
         return DigestRun(now=now)  # not saved: a tick with nothing due leaves no row behind
+    embed_new_topic_lines([subscriber for subscriber, _ in due])
     with transaction.atomic():
         run = DigestRun.objects.create(now=now)
         Delivery.objects.bulk_create(
@@ -133,19 +151,36 @@ def plan_deliveries(now: datetime) -> DigestRun:
     return run
 
 
-def plan_round(now: datetime) -> DigestRun:
+def plan_round(now: datetime, among: Sequence[int] | None = None) -> DigestRun:
     """plan_deliveries, or, if the round cannot be planned at all, a failed DigestRun with the
     reason (deliveries of earlier rounds can still go out)."""
     try:
-        return plan_deliveries(now)
+        return plan_deliveries(now, among)
     except Exception as error:
-        logger.exception("planning the digest round at %s failed", now.isoformat())
-        return DigestRun.objects.create(
-            now=now,
-            status=DigestRun.Status.FAILED,
-            error=failure_reason("planning failed", error),
-            finished_at=timezone.now(),
-        )
+        return _failed_round(now, error)
+
+
+def plan_tick(now: datetime, slice_size: int) -> DigestRun | list[list[int]]:
+    """Beat's tick: the round planned here (plan_round), or, when more readers are due than one
+    slice holds, their ids in slices for rank workers to plan (each with plan_round(now, ids)).
+    A tick whose readers cannot even be listed is recorded as a failed round."""
+    try:
+        slices = due_slices(now, slice_size)
+    except Exception as error:
+        return _failed_round(now, error)
+    if len(slices) > 1:
+        return slices
+    return plan_round(now, slices[0] if slices else [])
+
+
+def _failed_round(now: datetime, error: Exception) -> DigestRun:
+    logger.exception("planning the digest round at %s failed", now.isoformat())
+    return DigestRun.objects.create(
+        now=now,
+        status=DigestRun.Status.FAILED,
+        error=failure_reason("planning failed", error),
+        finished_at=timezone.now(),
+    )
 
 
 def queue_run(run: DigestRun) -> list[int]:

@@ -46,6 +46,7 @@ from digest.matching.ranking import (
 from digest.matching.selection import (
     FIRST_DIGEST_WINDOW,
     QUERY_CHUNK,
+    embed_new_topic_lines,
     not_again,
     profiles_of,
     search_papers,
@@ -108,6 +109,7 @@ __all__ = [
     "Token",
     "WORD_MARK",
     "analyze",
+    "embed_new_topic_lines",
     "explain",
     "find_acronyms",
     "keep_row_top",

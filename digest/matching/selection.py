@@ -20,7 +20,12 @@ from digest.matching.ranking import Interest, rank
 from digest.matching.semantic import configured_model
 from digest.matching.semantic_blend import liked_line
 from digest.matching.text import parse_topic_lines
-from digest.matching.vectors import liked_vectors, load_paper_vectors, topic_vectors_for
+from digest.matching.vectors import (
+    embed_topic_lines,
+    liked_vectors,
+    load_paper_vectors,
+    topic_vectors_for,
+)
 from digest.models import DeliveredPaper, Delivery, Paper, Rating, ReaderProfile
 from subscriptions.models import Subscriber
 
@@ -84,6 +89,17 @@ def semantic_on() -> bool:
     """Whether rankings blend meaning in: a weight above 0 and a usable model (without one,
     words alone, and one warning in the log)."""
     return settings.SEMANTIC_WEIGHT > 0 and configured_model() is not None
+
+
+def embed_new_topic_lines(subscribers: Sequence[Subscriber]) -> int:
+    """Embed the subscribers' topic lines that have no vector yet (how many; 0 with the model
+    off). A planner calls it before its round's transaction: rows upserted inside it stay
+    locked until the round commits, and slices planned at once share lines."""
+    if not semantic_on():
+        return 0
+    return embed_topic_lines(
+        line for s in subscribers for line in parse_topic_lines(s.topic_lines)[0]
+    )
 
 
 def semantic_inputs(

@@ -124,7 +124,9 @@ def embed_topic_lines(lines: Iterable[str]) -> int:
             "text_hash", flat=True
         )
     )
-    missing = [(digest, line) for digest, line in by_hash.items() if digest not in known]
+    # In one order everywhere: planners of concurrent slices upserting shared lines lock their
+    # rows in the same order, so neither waits for the other in a cycle (a deadlock).
+    missing = sorted((digest, line) for digest, line in by_hash.items() if digest not in known)
     if not missing:
         return 0
     vectors = embed_texts([line for _, line in missing])
