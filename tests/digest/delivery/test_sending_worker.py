@@ -1,5 +1,6 @@
 """Sending under fire, with a real Celery worker on the real Redis and PostgreSQL: 2,000 readers,
-the worker SIGKILLed at random moments and restarted, or an ESP that fails 20% of the time.
+the worker SIGKILLed at random moments and restarted (while it plans them in slices of 250 and
+sends), or an ESP that fails 20% of the time.
 
 Beat's role (running plan_and_send every few minutes) is played by the test, which nudges the
 planner whenever progress stalls; claims and lost tasks time out after seconds here, not minutes.
@@ -20,7 +21,7 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from digest.models import Delivery, Paper
+from digest.models import Delivery, DigestRun, Paper
 from digest.tasks import plan_and_send
 from subscriptions.models import Subscriber
 from tests.conftest import QuietHandler
@@ -104,7 +105,7 @@ def test_worker_killed_five_times_still_sends_exactly_one_digest_each(
     readers = make_readers()
     worker = celery_worker_process
     worker.concurrency = 2
-    worker.env.update(FAST_RECOVERY)
+    worker.env.update(FAST_RECOVERY, DIGEST_PLAN_SLICE="250")  # the kills land in slices too
     worker.start()
     plan_and_send.delay()
 
@@ -113,6 +114,7 @@ def test_worker_killed_five_times_still_sends_exactly_one_digest_each(
 
     assert kills_during_run >= 3  # the kills landed while digests were going out
     assert_one_sent_delivery_each(readers)
+    assert DigestRun.objects.count() >= READERS // 250  # planned in slices, a round each
     parser = BytesHeaderParser(policy=default_policy)
     headers = [parser.parsebytes(path.read_bytes()) for path in outbox.glob("*.eml")]
     assert sorted(h["To"] for h in headers) == sorted(readers)  # exactly one email each
