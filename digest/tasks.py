@@ -14,8 +14,7 @@ from digest.delivery import planning, sending
 from digest.feedback import profiles
 from digest.ingest import ingest_configured_sources
 from digest.matching import vectors
-from digest.matching.selection import semantic_on
-from digest.matching.text import parse_topic_lines
+from digest.matching.selection import embed_new_topic_lines, semantic_on
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -43,10 +42,7 @@ def embed_papers(everything: bool = False) -> int:
 def embed_reader_topics(subscriber_id: int) -> int:
     """Embed the reader's topic lines that no reader had typed before; returns how many."""
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or not semantic_on():
-        return 0
-    topics, _ = parse_topic_lines(subscriber.topic_lines)
-    return vectors.embed_topic_lines(topics)
+    return 0 if subscriber is None else embed_new_topic_lines([subscriber])
 
 
 def embed_papers_after_commit() -> None:

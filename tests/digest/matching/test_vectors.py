@@ -115,6 +115,21 @@ def test_a_killed_run_keeps_its_finished_batches_and_the_next_run_carries_on(mon
     assert set(stored()) == {paper.pk for paper in papers}
 
 
+def test_a_reader_saving_topics_has_their_new_lines_embedded_and_exclusions_left_out():
+    from digest.tasks import embed_reader_topics
+
+    reader = make_subscriber("mixture of experts\nquasars\n-survey")
+    TopicEmbedding.objects.all().delete()  # saved while the broker was down
+
+    assert embed_reader_topics(reader.pk) == 2
+    assert set(vectors.load_topic_vectors(["mixture of experts", "quasars", "survey"])) == {
+        "mixture of experts",
+        "quasars",
+    }
+    assert embed_reader_topics(reader.pk) == 0  # nothing new the second time
+    assert embed_reader_topics(reader.pk + 1) == 0  # a reader who is gone
+
+
 def test_topic_lines_are_embedded_once_whoever_typed_them():
     assert vectors.embed_topic_lines(["mixture of experts", "quasars", "mixture of experts"]) == 2
     assert vectors.embed_topic_lines(["quasars", "dark matter"]) == 1
