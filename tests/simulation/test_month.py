@@ -32,11 +32,12 @@ import time as monotonic_time
 
 import pytest
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from digest.matching.semantic import configured_model, paper_text
 from digest.matching.vectors import text_hash
-from digest.models import Delivery, Paper
+from digest.models import Delivery, DigestRun, Paper
 from tests.simulation.cast import (
     BACKEND,
     DAYS,
@@ -75,6 +76,8 @@ def test_a_month(request, month_settings, settings, outbox, tmp_path, errors, re
         # with a worker: a slice planned there would stamp its rows with the worker's real clock.
         settings.DIGEST_PLAN_SLICE = 4
         line = run_month(month_settings, settings, outbox, tmp_path, errors, drain=lambda: None)
+        rounds = DigestRun.objects.values("now").annotate(n=Count("pk"))
+        assert max(row["n"] for row in rounds) > 1, "no tick was planned in slices"
         report(f"{line} ({connection.vendor}, eager Celery)")
         return
     smtp_server = request.getfixturevalue("smtp_server")
