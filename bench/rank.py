@@ -200,10 +200,10 @@ def main() -> None:
 _day: dict = {}
 
 
-def rank_slice(start: int, end: int, *, phases: list | None = None) -> tuple[int, int, float]:
+def ranked(start: int, end: int) -> tuple[list[tuple[float, float]], list]:
     """Rank readers start:end as a plan_slice task does: the day's index (each worker builds
-    its own), the slice's readers ranked, each pick's Match built. Returns (matches, readers
-    with nothing relevant, peak RSS in MB)."""
+    its own), the slice's readers ranked, each pick's Match built. Returns the clock (wall and
+    CPU) before and after each of those three phases, and each reader's matches."""
     from digest.matching import PaperIndex, rank, to_matches
 
     day = _day
@@ -225,27 +225,33 @@ def rank_slice(start: int, end: int, *, phases: list | None = None) -> tuple[int
     clock.append((time.perf_counter(), time.process_time()))
     matches = to_matches(index, picks, list(range(len(day["titles"]))), day["pinned"])
     clock.append((time.perf_counter(), time.process_time()))
-    if phases is not None:
-        phases += [clock, matches]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return sum(len(m) for m in matches), sum(1 for m in matches if not m), peak_mb
+    return clock, matches
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rank_in_one_pass() -> None:
-    phases: list = []
-    _, empty, peak_mb = rank_slice(0, len(_day["interests"]), phases=phases)
-    clock, matches = phases
+    clock, matches = ranked(0, len(_day["interests"]))
     names = ["index papers", "score and pick", "explain (Match)"]
     for name, before, after in zip(names, clock[:-1], clock[1:], strict=True):
         print(f"  {name:<16} {after[0] - before[0]:6.2f} s wall, {after[1] - before[1]:6.2f} s CPU")
     wall, cpu = clock[-1][0] - clock[0][0], clock[-1][1] - clock[0][1]
-    print(f"ranked in {wall:.2f} s wall ({cpu:.2f} s CPU), peak RSS {peak_mb:.0f} MB")
+    print(f"ranked in {wall:.2f} s wall ({cpu:.2f} s CPU), peak RSS {peak_rss_mb():.0f} MB")
     sent = sum(len(m) for m in matches)
     distinct = len({id(match) for chosen in matches for match in chosen})
+    empty = sum(1 for m in matches if not m)
     print(
         f"{sent:,} matches picked ({distinct:,} distinct paper-and-reason entries, each "
         f"composed once); {empty:,} subscribers with nothing relevant"
     )
+
+
+def rank_slice(start: int, end: int) -> tuple[int, int, float]:
+    """One worker's slice: (matches, readers with nothing relevant, its peak RSS in MB)."""
+    _, matches = ranked(start, end)
+    return sum(len(m) for m in matches), sum(1 for m in matches if not m), peak_rss_mb()
 
 
 def rank_in_slices(workers: int) -> None:
