@@ -8,11 +8,15 @@ import logging
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings
 
 from digest.matching import semantic, vectors
-from digest.matching.selection import select_papers
+from digest.matching.selection import embed_new_topic_lines, select_papers
+from digest.matching.text import parse_topic_lines
 from digest.models import PaperEmbedding, Rating, TopicEmbedding
+from subscriptions.models import Subscriber
 from tests.digest.matching.matching_records import NOW, make_paper, make_subscriber
+from tests.unicode_text import any_text
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +132,20 @@ def test_a_reader_saving_topics_has_their_new_lines_embedded_and_exclusions_left
     }
     assert embed_reader_topics(reader.pk) == 0  # nothing new the second time
     assert embed_reader_topics(reader.pk + 1) == 0  # a reader who is gone
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(any_text)
+def test_whatever_a_reader_types_their_topic_lines_are_embedded_once_each(topics):
+    TopicEmbedding.objects.all().delete()
+    reader = Subscriber(topics=topics)
+    lines, _ = parse_topic_lines(reader.topic_lines)
+
+    assert embed_new_topic_lines([reader]) == len({vectors.text_hash(line) for line in lines})
+    assert set(vectors.load_topic_vectors(lines)) == set(lines)
+    assert embed_new_topic_lines([reader, reader]) == 0
 
 
 def test_topic_lines_are_embedded_once_whoever_typed_them():
